@@ -1,0 +1,37 @@
+# Thinkmeter: `make run` serves the app on http://127.0.0.1:8000 (embedded mode); `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test lint typecheck bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+run: install
+	$(PY) manage.py migrate --verbosity 1
+	$(PY) manage.py bootstrap
+	$(PY) manage.py seed_demo --if-empty
+	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+
+test: install
+	bash tests/run_tests.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+typecheck: install
+	$(VENV)/bin/mypy .
+
+bench: install
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache

@@ -1,0 +1,1 @@
+"""Alerts: rules, evaluation, events, notification channels and delivery."""

@@ -1,0 +1,1 @@
+"""OTLP ingest: receivers, decoding, normalization, pricing catalog, span writer, demo traffic."""

@@ -1,0 +1,126 @@
+"""Hourly rollups of counted LLM calls, fed by materialized views on ``spans``.
+
+Grain, chosen for the dashboards and the usage API:
+- ``usage_hourly``: (project, hour, service, environment, provider, model, operation,
+  task_type, tier). Every finance and engineering chart groups by a subset of these
+  and a time bucket of an hour or more, so a query reads at most
+  hours × active combinations rows (a few thousand per project per day) instead of
+  millions of spans. user_id and session_id are left out: they would multiply the
+  row count by the number of users and make the rollup as big as the raw table.
+- ``usage_daily_users``: (project, day, user_id, task_type, tier, model) for top users
+  and per-user quotas, where a day is fine enough.
+Group-bys on session or at sub-hour grain read ``spans`` directly.
+
+Only rows with ``counted = 1`` reach the views, so a re-sent batch (stored with
+counted = 0) never adds to a sum. Aggregated source columns are qualified (``spans.x``) where a sum's alias shadows them.
+Quantile states allow p50/p90/p95/p99 of reasoning
+tokens, cost and duration per any grouping of the grain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SUMS = [
+    "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
+    "cost_input", "cost_cache_read", "cost_cache_write", "cost_output_visible", "cost_reasoning", "cost_total",
+]
+QUANTILES = "quantilesTDigest(0.5, 0.9, 0.95, 0.99)"
+
+
+def _columns() -> str:
+    sums = ",\n    ".join(
+        f"{c} SimpleAggregateFunction(sum, {'Decimal(38, 9)' if c.startswith('cost') else 'UInt64'})" for c in SUMS
+    )
+    return f"""requests SimpleAggregateFunction(sum, UInt64),
+    errors SimpleAggregateFunction(sum, UInt64),
+    unpriced SimpleAggregateFunction(sum, UInt64),
+    with_thinking SimpleAggregateFunction(sum, UInt64),
+    estimated SimpleAggregateFunction(sum, UInt64),
+    quality_sum SimpleAggregateFunction(sum, Float64),
+    quality_count SimpleAggregateFunction(sum, UInt64),
+    thinking_budget_sum SimpleAggregateFunction(sum, UInt64),
+    {sums},
+    reasoning_q AggregateFunction({QUANTILES}, UInt64),
+    cost_q AggregateFunction({QUANTILES}, Float64),
+    duration_q AggregateFunction({QUANTILES}, Float64),
+    ttft_q AggregateFunction({QUANTILES}, Float64)"""
+
+
+def _selects() -> str:
+    sums = ",\n    ".join(
+        f"toDecimal128(sum({c}), 9) AS {c}" if c.startswith("cost") else f"sum({c}) AS {c}" for c in SUMS
+    )
+    return f"""count() AS requests,
+    countIf(status = 'error') AS errors,
+    countIf(NOT priced) AS unpriced,
+    countIf(spans.reasoning_tokens > 0) AS with_thinking,
+    countIf(reasoning_estimated) AS estimated,
+    sum(ifNull(quality, 0)) AS quality_sum,
+    count(quality) AS quality_count,
+    sum(thinking_budget) AS thinking_budget_sum,
+    {sums},
+    {QUANTILES.replace('quantilesTDigest', 'quantilesTDigestState')}(spans.reasoning_tokens) AS reasoning_q,
+    {QUANTILES.replace('quantilesTDigest', 'quantilesTDigestState')}(toFloat64(spans.cost_total)) AS cost_q,
+    {QUANTILES.replace('quantilesTDigest', 'quantilesTDigestState')}(duration_ns / 1e6) AS duration_q,
+    {QUANTILES.replace('quantilesTDigest', 'quantilesTDigestState')}(toFloat64(ttft_ms)) AS ttft_q"""
+
+
+HOURLY_KEYS = "project_id, hour, service, environment, provider, model, operation, task_type, tier"
+USER_KEYS = "project_id, day, user_id, task_type, tier, model"
+
+
+def statements(ctx: Any) -> list[str]:
+    ttl = int(ctx.retention_days)
+    return [
+        f"""
+CREATE TABLE IF NOT EXISTS usage_hourly (
+    project_id UInt32,
+    hour DateTime('UTC'),
+    service LowCardinality(String),
+    environment LowCardinality(String),
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    operation LowCardinality(String),
+    task_type LowCardinality(String),
+    tier UInt8,
+    {_columns()}
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY ({HOURLY_KEYS})
+TTL hour + INTERVAL {ttl} DAY
+""",
+        f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS usage_hourly_mv TO usage_hourly AS
+SELECT project_id, toStartOfHour(start_time) AS hour, service, environment, provider, model, operation,
+    task_type, tier,
+    {_selects()}
+FROM spans
+WHERE counted = 1
+GROUP BY {HOURLY_KEYS}
+""",
+        f"""
+CREATE TABLE IF NOT EXISTS usage_daily_users (
+    project_id UInt32,
+    day Date,
+    user_id String,
+    task_type LowCardinality(String),
+    tier UInt8,
+    model LowCardinality(String),
+    {_columns()}
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY ({USER_KEYS})
+TTL day + INTERVAL {ttl} DAY
+""",
+        f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS usage_daily_users_mv TO usage_daily_users AS
+SELECT project_id, toDate(start_time) AS day, user_id, task_type, tier, model,
+    {_selects()}
+FROM spans
+WHERE counted = 1
+GROUP BY {USER_KEYS}
+""",
+    ]

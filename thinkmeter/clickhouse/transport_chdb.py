@@ -1,0 +1,149 @@
+"""Embedded transport: the ClickHouse engine in-process through chdb.
+
+chdb opens a data directory in one process only. We take an exclusive ``flock`` on
+``<dir>/.thinkmeter.lock`` before the first connection, so a second process gets a
+clear :class:`EmbeddedStoreLocked` instead of corrupting data. Inside the process a
+small pool of connections lets statements run side by side (one chdb connection runs
+one statement at a time).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import chdb
+import pyarrow as pa
+
+from thinkmeter.clickhouse.errors import ClickHouseError, EmbeddedStoreLocked
+
+POOL_SIZE = 4
+LOCKED_MESSAGE = (
+    "the embedded ClickHouse store {path} is open in another process (pid {pid}). Embedded mode "
+    "is single-process: stop that process (for example `make run` or `manage.py serve`), or "
+    "switch to server mode by setting CLICKHOUSE_URL=clickhouse://user:password@host:9000/db."
+)
+
+_locks: dict[Path, IO[str]] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_directory(path: Path) -> None:
+    with _locks_guard:
+        if path in _locks:
+            return
+        path.mkdir(parents=True, exist_ok=True)
+        handle = open(path / ".thinkmeter.lock", "a+")  # noqa: SIM115 - held for the process lifetime
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            pid = handle.read().strip() or "unknown"
+            handle.close()
+            raise EmbeddedStoreLocked("open", LOCKED_MESSAGE.format(path=path, pid=pid)) from None
+        import os
+
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        _locks[path] = handle
+
+
+def _error(tag: str, exc: Exception) -> ClickHouseError:
+    text = str(exc)
+    code = None
+    if text.startswith("Code: "):
+        try:
+            code = int(text[6 : text.index(".")])
+        except ValueError:
+            code = None
+    return ClickHouseError(tag, text, code)
+
+
+class ChdbTransport:
+    kind = "chdb"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._created = 0
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        try:
+            conn = self._pool.get_nowait()
+        except queue.Empty:
+            with self._guard:
+                create = self._created < POOL_SIZE
+                if create:
+                    _lock_directory(self.path)
+                    self._created += 1
+            conn = chdb.connect(str(self.path)) if create else self._pool.get()
+        try:
+            yield conn
+        finally:
+            self._pool.put(conn)
+
+    @staticmethod
+    def _with_settings(sql: str, settings: dict[str, Any]) -> str:
+        """Append a SETTINGS clause; values are our own (tags, tokens), quoted as literals
+        because DDL statements do not accept query parameters in SETTINGS."""
+        if not settings:
+            return sql
+        clauses = ", ".join(f"{name} = {_literal(value)}" for name, value in settings.items())
+        return f"{sql.rstrip().rstrip(';')}\nSETTINGS {clauses}"
+
+    def query_arrow(self, sql: str, params: dict[str, Any], settings: dict[str, Any], tag: str) -> pa.Table:
+        statement = self._with_settings(sql, settings)
+        with self._connection() as conn:
+            try:
+                result = conn.query(statement, "ArrowTable", params=params or None)
+            except Exception as exc:
+                raise _error(tag, exc) from exc
+        return result
+
+    def command(self, sql: str, params: dict[str, Any], settings: dict[str, Any], tag: str) -> None:
+        statement = self._with_settings(sql, settings)
+        with self._connection() as conn:
+            try:
+                conn.query(statement, "Null", params=params or None)
+            except Exception as exc:
+                raise _error(tag, exc) from exc
+
+    def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any], tag: str) -> None:
+        sink = io.BytesIO()
+        with pa.ipc.new_stream(sink, data.schema) as writer:
+            writer.write_table(data)
+        columns = ", ".join(f"`{name}`" for name in data.column_names)
+        setting_sql = ", ".join(f"{k} = {_literal(v)}" for k, v in settings.items())
+        statement = f"INSERT INTO {table} ({columns})" + (f" SETTINGS {setting_sql}" if setting_sql else "")
+        with self._connection() as conn:
+            try:
+                with conn.send_insert(statement, "ArrowStream") as inserter:
+                    inserter.append(sink.getvalue())
+                    inserter.finish()
+            except Exception as exc:
+                raise _error(tag, exc) from exc
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+def _literal(value: Any) -> str:
+    """Quote a setting value for an INSERT's SETTINGS clause (send_insert takes no params)."""
+    if isinstance(value, bool | int | float):
+        return str(int(value) if isinstance(value, bool) else value)
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"

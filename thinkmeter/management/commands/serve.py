@@ -1,0 +1,73 @@
+"""``manage.py serve [--host 127.0.0.1] [--port 8000]``: the production-grade server.
+
+Waitress (a multi-threaded WSGI server) in this one process. In embedded mode the same
+process also runs the OTLP/gRPC receiver (``THINKMETER_GRPC_PORT``, 0 to disable), the
+in-process task worker and the periodic scheduler, because chdb allows one process.
+Static files are served by the project (no CDN), through Django's static handler.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import signal
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.contrib.staticfiles.handlers import StaticFilesHandler
+from django.core.management.base import BaseCommand, CommandParser
+
+log = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Serve Thinkmeter (web, OTLP/HTTP; in embedded mode also OTLP/gRPC, tasks and schedule)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--threads", type=int, default=16)
+        parser.add_argument("--grpc-port", type=int, default=None, help="default: THINKMETER_GRPC_PORT")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from waitress import serve
+
+        from thinkmeter import background
+        from thinkmeter.clickhouse import client, schema
+        from thinkmeter.wsgi import application
+
+        cfg = client.config()
+        embedded = not settings.CELERY_BROKER_URL
+        # Open the store now: a second embedded process fails here, with a clear message.
+        pending = schema.pending()
+        if pending:
+            self.stderr.write(f"ClickHouse migrations not applied: {', '.join(pending)}; run `manage.py migrate`.")
+            sys.exit(2)
+        grpc_port = options["grpc_port"] if options["grpc_port"] is not None else settings.OTLP_GRPC_PORT
+        if grpc_port and importlib.util.find_spec("ingest.grpc_server"):
+            from ingest.grpc_server import start_grpc_server
+
+            start_grpc_server(f"{options['host']}:{grpc_port}")
+            self.stdout.write(f"OTLP/gRPC receiver on {options['host']}:{grpc_port}")
+        if embedded:
+            background.start_scheduler()
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        self.stdout.write(
+            f"Thinkmeter on http://{options['host']}:{options['port']}  "
+            f"({'embedded' if embedded else 'server'} mode, ClickHouse: {cfg.describe()})"
+        )
+        try:
+            serve(
+                StaticFilesHandler(application),
+                host=options["host"],
+                port=options["port"],
+                threads=options["threads"],
+                max_request_body_size=settings.OTLP_MAX_BODY_BYTES + 1024 * 1024,
+                channel_timeout=120,
+                ident="thinkmeter",
+            )
+        finally:
+            shutdown = getattr(importlib.import_module("ingest.writer"), "shutdown", None) if importlib.util.find_spec("ingest.writer") else None
+            if shutdown:
+                shutdown()

@@ -1,0 +1,38 @@
+"""Prometheus metrics of the platform itself, exposed at ``/metrics``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+HTTP_REQUESTS = Counter("thinkmeter_http_requests_total", "HTTP requests served", ["method", "route", "status"])
+HTTP_SECONDS = Histogram("thinkmeter_http_request_seconds", "HTTP request duration", ["route"])
+CLICKHOUSE_QUERY_SECONDS = Histogram("thinkmeter_clickhouse_query_seconds", "ClickHouse statement time", ["tag"])
+CLICKHOUSE_ERRORS = Counter("thinkmeter_clickhouse_errors_total", "ClickHouse statements that failed", ["tag"])
+SPANS_RECEIVED = Counter("thinkmeter_spans_received_total", "Spans received by the OTLP receivers", ["protocol"])
+SPANS_STORED = Counter("thinkmeter_spans_stored_total", "Spans stored in ClickHouse")
+SPANS_REJECTED = Counter("thinkmeter_spans_rejected_total", "Spans rejected", ["reason"])
+INSERT_SECONDS = Histogram("thinkmeter_insert_seconds", "Time of one span batch insert")
+
+
+class RequestMetricsMiddleware:
+    """Counts requests by method, resolved route and status."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        route = match.route if match is not None and match.route else "unmatched"
+        HTTP_REQUESTS.labels(request.method or "", route, str(response.status_code)).inc()
+        HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
+        return response
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
