@@ -1,3 +1,9 @@
+"""Ingest routes: the OTLP/HTTP receiver and the pricing and scores API."""
+
 from django.urls import path
 
-urlpatterns: list = []
+from ingest import otlp_http
+
+urlpatterns = [
+    path("v1/traces", otlp_http.export_traces, name="otlp-traces"),
+]

@@ -16,7 +16,12 @@ from thinkmeter.clickhouse.client import (
     transport,
 )
 from thinkmeter.clickhouse.config import ClickHouseConfigError, parse_clickhouse_url
-from thinkmeter.clickhouse.errors import ClickHouseError, ClickHouseUnavailable, EmbeddedStoreLocked, ScopeError
+from thinkmeter.clickhouse.errors import (
+    ClickHouseError,
+    ClickHouseUnavailable,
+    EmbeddedStoreLocked,
+    ScopeError,
+)
 
 __all__ = [
     "PROJECT_PARAM",

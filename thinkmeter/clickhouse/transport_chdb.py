@@ -14,6 +14,8 @@ import io
 import queue
 import threading
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -54,6 +56,10 @@ def _lock_directory(path: Path) -> None:
         handle.write(str(os.getpid()))
         handle.flush()
         _locks[path] = handle
+
+
+def _params(params: dict[str, Any]) -> dict[str, Any] | None:
+    return {name: _param_text(value) for name, value in params.items()} or None
 
 
 def _error(tag: str, exc: Exception) -> ClickHouseError:
@@ -105,7 +111,7 @@ class ChdbTransport:
         statement = self._with_settings(sql, settings)
         with self._connection() as conn:
             try:
-                result = conn.query(statement, "ArrowTable", params=params or None)
+                result = conn.query(statement, "ArrowTable", params=_params(params))
             except Exception as exc:
                 raise _error(tag, exc) from exc
         return result
@@ -114,7 +120,7 @@ class ChdbTransport:
         statement = self._with_settings(sql, settings)
         with self._connection() as conn:
             try:
-                conn.query(statement, "Null", params=params or None)
+                conn.query(statement, "Null", params=_params(params))
             except Exception as exc:
                 raise _error(tag, exc) from exc
 
@@ -139,6 +145,35 @@ class ChdbTransport:
                 self._pool.get_nowait().close()
             except queue.Empty:
                 return
+
+
+def _param_text(value: Any) -> Any:
+    """Render a bound parameter in ClickHouse's text form (chdb passes parameters as text).
+
+    Scalars are passed as themselves; arrays become ``['a','b']`` with each element
+    quoted and escaped, so values never become SQL.
+    """
+    if isinstance(value, list | tuple | set | frozenset):
+        return "[" + ",".join(_element(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if value.tzinfo else value.isoformat(" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _element(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return _param_text(value)
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    if value is None:
+        return "NULL"
+    return _literal(str(_param_text(value)))
 
 
 def _literal(value: Any) -> str:
