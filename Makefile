@@ -13,6 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	# openlit pins openai<3 and anthropic<1 although it works with current clients: test-only, no deps.
+	$(VENV)/bin/pip install --quiet --no-deps openlit==1.45.0
 	touch $@
 
 run: install

@@ -25,17 +25,22 @@ REASONING_TOKENS = (
     "gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens", "llm.usage.reasoning_tokens",
     "llm.token_count.completion_details.reasoning", "ai.usage.reasoningTokens",
     "ai.usage.outputTokenDetails.reasoningTokens",
+    "gen_ai.usage.details.reasoning_tokens",  # Pydantic AI (Logfire)
 )
 CACHE_READ = (
     "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens",
     "llm.token_count.prompt_details.cache_read", "ai.usage.cachedInputTokens",
     "ai.usage.inputTokenDetails.cacheReadTokens",
+    "gen_ai.usage.details.cache_read_tokens",  # Pydantic AI (Logfire), before cache_read.input_tokens existed
 )
 CACHE_WRITE = (
     "gen_ai.usage.cache_write.input_tokens", "gen_ai.usage.cache_creation.input_tokens",
     "gen_ai.usage.cache_creation_input_tokens", "llm.token_count.prompt_details.cache_write",
     "ai.usage.inputTokenDetails.cacheWriteTokens",
+    "gen_ai.usage.details.cache_write_tokens",  # Pydantic AI (Logfire)
 )
+# Only used to tell whether a provider's output count already includes reasoning (Gemini).
+TOTAL_TOKENS = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total", "ai.usage.totalTokens")
 # (attribute, multiplier to milliseconds)
 TTFT = (
     ("gen_ai.response.time_to_first_chunk", 1000.0),
@@ -50,7 +55,7 @@ USER = (
     "ai.telemetry.metadata.userId", "ai.telemetry.metadata.user_id",
 )
 SESSION = ("session.id", "gen_ai.conversation.id", "traceloop.association.properties.session_id",
-           "ai.telemetry.metadata.sessionId")
+           "ai.telemetry.metadata.sessionId", "ai.telemetry.metadata.session_id")
 TASK_TYPE = ("thinkmeter.task_type", "traceloop.association.properties.task_type", "ai.telemetry.metadata.task_type")
 TIER = ("thinkmeter.tier", "traceloop.association.properties.tier", "ai.telemetry.metadata.tier")
 METADATA_JSON = "metadata"

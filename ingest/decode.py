@@ -9,7 +9,6 @@ not the request). Whole-request problems raise :class:`DecodeError` (HTTP 400) o
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import zlib
 from dataclasses import dataclass, field
@@ -61,30 +60,62 @@ class DecodedBatch:
             self.errors.append(reason)
 
 
+def _zlib_wrapped(body: bytes) -> bool:
+    """True when a deflate body carries the zlib header (RFC 1950), False for raw deflate (RFC 1951)."""
+    return len(body) >= 2 and body[0] & 0x0F == 8 and body[0] >> 4 <= 7 and (body[0] << 8 | body[1]) % 31 == 0
+
+
 def decompress(body: bytes, encoding: str, limit: int) -> bytes:
-    """Undo Content-Encoding (identity, gzip, deflate) without ever holding more than ``limit`` bytes."""
+    """Undo Content-Encoding (identity, gzip, deflate) without ever holding more than ``limit`` bytes.
+
+    gzip may hold several members (RFC 1952 allows concatenation); deflate may be
+    zlib-wrapped (what the HTTP spec means) or raw (what some clients send). A body that
+    ends before its compressed stream does, or has other bytes after it, is rejected
+    rather than decoded from a prefix.
+    """
     encoding = (encoding or "identity").strip().lower()
     if encoding in ("", "identity"):
         if len(body) > limit:
             raise PayloadTooLarge(f"body of {len(body)} bytes exceeds {limit} bytes")
         return body
-    if encoding == "gzip":
+    if encoding in ("gzip", "x-gzip"):
         wbits = 16 + zlib.MAX_WBITS
     elif encoding == "deflate":
-        wbits = zlib.MAX_WBITS if body[:1] == b"\x78" else -zlib.MAX_WBITS
+        wbits = zlib.MAX_WBITS if _zlib_wrapped(body) else -zlib.MAX_WBITS
     else:
         raise UnsupportedEncoding(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or identity")
-    decompressor = zlib.decompressobj(wbits)
+    parts: list[bytes] = []
+    size = 0
+    data = body
     try:
-        out = decompressor.decompress(body, limit + 1)
-        if len(out) > limit or decompressor.unconsumed_tail:
-            raise PayloadTooLarge(f"decompressed body exceeds {limit} bytes")
-        out += decompressor.flush()
+        while True:
+            decompressor = zlib.decompressobj(wbits)
+            while data:
+                chunk = decompressor.decompress(data, limit + 1 - size)
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"decompressed body exceeds {limit} bytes")
+                parts.append(chunk)
+                data = decompressor.unconsumed_tail
+                if decompressor.eof or not chunk:
+                    break
+            if not decompressor.eof:
+                tail = decompressor.flush()
+                size += len(tail)
+                if size > limit:
+                    raise PayloadTooLarge(f"decompressed body exceeds {limit} bytes")
+                parts.append(tail)
+                if not decompressor.eof:
+                    raise DecodeError(f"body is not complete {encoding} data: the compressed stream is truncated")
+            rest = decompressor.unused_data.lstrip(b"\0")
+            if not rest:
+                break
+            if encoding == "deflate" or rest[:2] != b"\x1f\x8b":
+                raise DecodeError(f"body has {len(rest)} unexpected bytes after the {encoding} data")
+            data = rest  # another gzip member
     except zlib.error as exc:
         raise DecodeError(f"body is not valid {encoding} data: {exc}") from exc
-    if len(out) > limit:
-        raise PayloadTooLarge(f"decompressed body exceeds {limit} bytes")
-    return out
+    return b"".join(parts)
 
 
 class UnsupportedEncoding(ValueError):
@@ -135,10 +166,11 @@ def from_proto(request: ExportTraceServiceRequest) -> DecodedBatch:
             for span in scope_spans.spans:
                 trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
                 if len(trace_id) != 16 or trace_id == b"\0" * 16:
-                    batch.reject(f"span {span.name!r}: trace_id must be 16 bytes, not {len(trace_id)}")
+                    batch.reject(f"span {span.name!r}: trace_id must be 16 bytes, not all zero "
+                                 f"(got {len(trace_id)} bytes)")
                     continue
                 if len(span_id) != 8 or span_id == b"\0" * 8:
-                    batch.reject(f"span {span.name!r}: span_id must be 8 bytes, not {len(span_id)}")
+                    batch.reject(f"span {span.name!r}: span_id must be 8 bytes, not all zero (got {len(span_id)} bytes)")
                     continue
                 if parent and len(parent) != 8:
                     batch.reject(f"span {span.name!r}: parent_span_id must be 8 bytes or empty")

@@ -70,13 +70,108 @@ class Normalized:
     resource_attributes: dict[str, str] = field(default_factory=dict)
 
 
-def _first(attrs: dict[str, Any], resource: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    for source in (attrs, resource):
-        for key in keys:
-            value = source.get(key)
-            if value is not None and value != "":
-                return value
+def _index(table: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, int]]:
+    index: dict[str, tuple[str, int]] = {}
+    for concept, keys in table.items():
+        for rank, key in enumerate(keys):
+            index.setdefault(key, (concept, rank))
+    return index
+
+
+# Every accepted attribute name → (concept, rank); one dict lookup per attribute.
+CONCEPTS: dict[str, tuple[str, ...]] = {
+    "provider": aliases.PROVIDER, "model": aliases.MODEL, "request_model": aliases.REQUEST_MODEL,
+    "operation": aliases.OPERATION, "input": aliases.INPUT_TOKENS, "output": aliases.OUTPUT_TOKENS,
+    "reasoning": aliases.REASONING_TOKENS, "cache_read": aliases.CACHE_READ, "cache_write": aliases.CACHE_WRITE,
+    "ttft": tuple(key for key, _ in aliases.TTFT), "effort": aliases.REASONING_EFFORT,
+    "budget": aliases.THINKING_BUDGET, "user": aliases.USER, "session": aliases.SESSION,
+    "task_type": aliases.TASK_TYPE, "tier": aliases.TIER, "request_id": aliases.REQUEST_ID,
+    "quality": aliases.QUALITY, "cost": aliases.REPORTED_COST, "response_id": aliases.RESPONSE_ID,
+    "service": aliases.SERVICE, "environment": aliases.ENVIRONMENT, "total": aliases.TOTAL_TOKENS,
+}
+INDEX = _index(CONCEPTS)
+# request_model shares keys with model; a second index keeps both concepts answerable.
+REQUEST_MODEL_INDEX = _index({"request_model": aliases.REQUEST_MODEL})
+TTFT_FACTOR = dict(aliases.TTFT)
+SPAN_ONLY = frozenset({"input", "output", "reasoning", "cache_read", "cache_write", "cost", "response_id", "total"})
+# Keys OpenInference users put in the free-form ``metadata`` JSON.
+METADATA_KEYS = {
+    "task_type": ("thinkmeter.task_type", "task_type", "taskType"),
+    "tier": ("thinkmeter.tier", "tier"),
+    "user": ("user_id", "userId", "user.id"),
+    "session": ("session_id", "sessionId", "session.id"),
+}
+
+
+def _from_metadata(metadata: dict[str, Any], concept: str) -> Any:
+    for key in METADATA_KEYS[concept]:
+        value = metadata.get(key)
+        if value is not None and value != "":
+            return value
     return None
+
+
+def scan(attrs: dict[str, Any]) -> tuple[dict[str, tuple[int, Any, str]], dict[str, str], list[tuple[str, Any]]]:
+    """One pass over a span's (or resource's) attributes.
+
+    Returns the best-ranked value per concept (rank, value, key), the attributes as
+    strings for the stored map (text attributes left out, long values truncated),
+    and the text attributes.
+    """
+    found: dict[str, tuple[int, Any, str]] = {}
+    stored: dict[str, str] = {}
+    texts: list[tuple[str, Any]] = []
+    for key, value in attrs.items():
+        hit = INDEX.get(key)
+        if hit is not None and value is not None and value != "":
+            concept, rank = hit
+            previous = found.get(concept)
+            if previous is None or rank < previous[0]:
+                found[concept] = (rank, value, key)
+            second = REQUEST_MODEL_INDEX.get(key)
+            if second is not None:
+                previous = found.get("request_model")
+                if previous is None or second[1] < previous[0]:
+                    found["request_model"] = (second[1], value, key)
+        if key.startswith(aliases.TEXT_PREFIXES):
+            texts.append((key, value))
+            continue
+        text = value if type(value) is str else _to_text(value)
+        if len(text) > MAX_ATTRIBUTE_CHARS:
+            text = text[:MAX_ATTRIBUTE_CHARS] + TRUNCATION_MARKER
+        stored[key if len(key) <= 256 else key[:256]] = text
+    return found, stored, texts
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value)
+
+
+@dataclass(slots=True)
+class ResourceInfo:
+    """What a resource contributes, computed once per resource, shared by its spans."""
+
+    found: dict[str, tuple[int, Any, str]]
+    stored: dict[str, str]
+
+
+_resource_cache: dict[int, tuple[dict[str, Any], ResourceInfo]] = {}
+
+
+def resource_info(resource: dict[str, Any]) -> ResourceInfo:
+    cached = _resource_cache.get(id(resource))
+    if cached is not None and cached[0] is resource:
+        return cached[1]
+    found, stored, _ = scan(resource)
+    info = ResourceInfo(found, stored)
+    if len(_resource_cache) > 256:
+        _resource_cache.clear()
+    _resource_cache[id(resource)] = (resource, info)
+    return info
 
 
 def as_int(value: Any) -> int | None:
@@ -102,16 +197,6 @@ def as_float(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(number) or math.isinf(number) else number
-
-
-def _int_attr(attrs: dict[str, Any], resource: dict[str, Any], keys: tuple[str, ...]) -> int | None:
-    for source in (attrs, resource):
-        for key in keys:
-            if key in source:
-                number = as_int(source[key])
-                if number is not None:
-                    return number
-    return None
 
 
 def canonical_provider(value: Any) -> str:
@@ -140,37 +225,21 @@ def _json_object(value: Any) -> dict[str, Any]:
     return {}
 
 
-def _text_attribute(key: str) -> bool:
-    return key.startswith(aliases.TEXT_PREFIXES)
-
-
-def _stringify(attrs: dict[str, Any]) -> dict[str, str]:
-    """Attribute values as text, without prompt/completion text, over-long values truncated."""
-    out: dict[str, str] = {}
-    for key, value in attrs.items():
-        if _text_attribute(key):
-            continue
-        text = value if isinstance(value, str) else json.dumps(value) if not isinstance(value, int | float) else str(value)
-        if len(text) > MAX_ATTRIBUTE_CHARS:
-            text = text[:MAX_ATTRIBUTE_CHARS] + TRUNCATION_MARKER
-        out[key[:256]] = text
-    return out
-
-
-def _captured_text(attrs: dict[str, Any], events: list[tuple[str, dict[str, Any]]]) -> tuple[str, str, str]:
+def _captured_text(
+    texts: list[tuple[str, Any]], events: list[tuple[str, dict[str, Any]]]
+) -> tuple[str, str, str]:
     """(prompt, completion, thinking) text as captured by the instrumentation, untruncated."""
     prompt: list[str] = []
     completion: list[str] = []
     thinking: list[str] = []
-    for key, value in attrs.items():
-        if not isinstance(value, str) or not _text_attribute(key):
-            continue
-        if key.endswith(".role") or key.endswith(".finish_reason") or key.endswith(".mime_type"):
+    roles = {key: value for key, value in texts if key.endswith(".role")}
+    for key, value in texts:
+        if not isinstance(value, str) or key.endswith((".role", ".finish_reason", ".mime_type")):
             continue
         if key.startswith(("gen_ai.completion", "llm.output_messages", "output.value", "ai.response",
                            "gen_ai.output.messages", "gen_ai.choice")):
             role_key = key.rsplit(".", 1)[0] + ".role"
-            if "thinking" in key or "reasoning" in key or attrs.get(role_key) == "thinking":
+            if "thinking" in key or "reasoning" in key or roles.get(role_key) == "thinking":
                 thinking.append(value)
             else:
                 completion.append(value)
@@ -186,8 +255,9 @@ def _captured_text(attrs: dict[str, Any], events: list[tuple[str, dict[str, Any]
 
 
 def _thinking_blocks(text: str) -> list[str]:
-    """Thinking text inside a JSON completion (Anthropic content blocks of type "thinking")."""
-    if '"thinking"' not in text:
+    """Thinking text inside a JSON completion: Anthropic content blocks ``{"type": "thinking",
+    "thinking": ...}`` and GenAI-convention message parts ``{"type": "reasoning", "content": ...}``."""
+    if '"thinking"' not in text and '"reasoning"' not in text:
         return []
     try:
         parsed = json.loads(text)
@@ -197,8 +267,11 @@ def _thinking_blocks(text: str) -> list[str]:
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
-            if node.get("type") == "thinking" and isinstance(node.get("thinking"), str):
-                found.append(node["thinking"])
+            if node.get("type") in ("thinking", "reasoning"):
+                for key in ("thinking", "content", "text"):
+                    if isinstance(node.get(key), str):
+                        found.append(node[key])
+                        break
             for child in node.values():
                 walk(child)
         elif isinstance(node, list):
@@ -213,73 +286,123 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0
 
 
-def _anthropic_raw_shape(attrs: dict[str, Any], input_tokens: int, cache: int) -> bool:
-    """Anthropic raw usage counts input without cache tokens; OTel-convention spans include them."""
-    if cache and input_tokens < cache:
+def _has_prefix(attrs: dict[str, Any], prefix: str) -> bool:
+    return any(key.startswith(prefix) for key in attrs)
+
+
+def _anthropic_raw_shape(attrs: dict[str, Any], scope: str, input_tokens: int, cache: int) -> bool:
+    """Anthropic raw usage counts input without cache tokens; OTel-convention spans include them.
+
+    Raw shape: any span whose input is smaller than its cache tokens (impossible when
+    cache is included); the Vercel AI SDK 5, which passes Anthropic's usage through as
+    ``ai.usage.*`` (and mirrors it in ``gen_ai.usage.*`` on its call spans), whereas AI
+    SDK 6 reports the total and breaks it down in ``ai.usage.inputTokenDetails.*``;
+    OpenLIT (its ``gen_ai.usage.input_tokens`` for Anthropic is the raw, cache-less number).
+    """
+    if not cache:
+        return False
+    if input_tokens < cache:
         return True
-    return any(key.startswith("ai.usage.") for key in attrs) and not any(k.startswith("gen_ai.usage.") for k in attrs)
+    if _has_prefix(attrs, "ai.usage."):
+        return not _has_prefix(attrs, "ai.usage.inputTokenDetails.")
+    return scope.startswith("openlit")
+
+
+def _gemini_thoughts_outside_output(attrs: dict[str, Any], input_tokens: int, output_tokens: int,
+                                    total: int | None) -> bool:
+    """Gemini counts thoughts beside candidates; some instrumentations already added them up.
+
+    Already added: AI SDK 6 (``ai.usage.outputTokenDetails.*`` breaks its total output
+    down), or a reported total equal to input + output.
+    """
+    if _has_prefix(attrs, "ai.usage.outputTokenDetails."):
+        return False
+    return total is None or total != input_tokens + output_tokens
 
 
 def normalize(span: DecodedSpan) -> Normalized:
-    attrs, resource = span.attributes, span.resource
+    attrs = span.attributes
+    found, stored, texts = scan(attrs)
+    res = resource_info(span.resource)
+    rfound = res.found
+
+    def pick(concept: str) -> Any:
+        hit = found.get(concept)
+        if hit is None and concept not in SPAN_ONLY:
+            hit = rfound.get(concept)
+        return None if hit is None else hit[1]
+
+    def count(concept: str) -> int | None:
+        hit = found.get(concept)
+        return None if hit is None else as_int(hit[1])
+
     out = Normalized()
-    out.provider = canonical_provider(_first(attrs, resource, aliases.PROVIDER))
-    out.model = canonical_model(_first(attrs, resource, aliases.MODEL))
-    out.request_model = canonical_model(_first(attrs, resource, aliases.REQUEST_MODEL))
-    out.operation = str(_first(attrs, resource, aliases.OPERATION) or "").lower()
-    out.service = str(_first({}, resource, aliases.SERVICE) or attrs.get("service.name") or "")
-    out.environment = str(_first(resource, attrs, aliases.ENVIRONMENT) or "")
-    out.user_id = str(_first(attrs, resource, aliases.USER) or "")
-    out.session_id = str(_first(attrs, resource, aliases.SESSION) or "")
-    out.request_id = str(_first(attrs, resource, aliases.REQUEST_ID) or "")
+    out.provider = canonical_provider(pick("provider"))
+    out.model = canonical_model(pick("model"))
+    out.request_model = canonical_model(pick("request_model"))
+    out.operation = str(pick("operation") or "").lower()
+    service = rfound.get("service") or found.get("service")
+    out.service = str(service[1]) if service else ""
+    environment = rfound.get("environment") or found.get("environment")
+    out.environment = str(environment[1]) if environment else ""
+    out.user_id = str(pick("user") or "")
+    out.session_id = str(pick("session") or "")
+    out.request_id = str(pick("request_id") or "")
 
-    metadata = _json_object(attrs.get(aliases.METADATA_JSON))
-    out.task_type = str(_first(attrs, resource, aliases.TASK_TYPE) or metadata.get("task_type") or "")
-    out.tier = as_int(_first(attrs, resource, aliases.TIER) or metadata.get("tier")) or 0
-    if out.tier > 9:
-        out.tier = 0
-    if not out.user_id and metadata.get("user_id"):
-        out.user_id = str(metadata["user_id"])
+    metadata = _json_object(attrs.get(aliases.METADATA_JSON)) if aliases.METADATA_JSON in attrs else {}
+    if metadata:
+        out.task_type = str(pick("task_type") or _from_metadata(metadata, "task_type") or "")
+        tier = as_int(pick("tier") or _from_metadata(metadata, "tier")) or 0
+        out.user_id = out.user_id or str(_from_metadata(metadata, "user") or "")
+        out.session_id = out.session_id or str(_from_metadata(metadata, "session") or "")
+    else:
+        out.task_type = str(pick("task_type") or "")
+        tier = as_int(pick("tier")) or 0
+    out.tier = tier if tier <= 9 else 0
 
-    output_value = attrs.get(aliases.OUTPUT_VALUE)
-    out.response_id = str(_first(attrs, {}, aliases.RESPONSE_ID) or _json_object(output_value).get("id") or "")
+    response_id = pick("response_id")
+    if not response_id and aliases.OUTPUT_VALUE in attrs:
+        response_id = _json_object(attrs[aliases.OUTPUT_VALUE]).get("id")
+    out.response_id = str(response_id or "")
 
-    invocation = _json_object(attrs.get(aliases.INVOCATION_PARAMETERS))
+    invocation = (
+        _json_object(attrs[aliases.INVOCATION_PARAMETERS]) if aliases.INVOCATION_PARAMETERS in attrs else {}
+    )
+    budget = as_int(pick("budget"))
     thinking = invocation.get("thinking")
-    budget = _int_attr(attrs, resource, aliases.THINKING_BUDGET)
     if budget is None and isinstance(thinking, dict):
         budget = as_int(thinking.get("budget_tokens"))
     out.thinking_budget = min(budget or 0, 2**32 - 1)
-    effort = _first(attrs, resource, aliases.REASONING_EFFORT) or invocation.get("reasoning_effort")
+    effort = pick("effort") or invocation.get("reasoning_effort")
     if effort is None and isinstance(invocation.get("reasoning"), dict):
         effort = invocation["reasoning"].get("effort")
     out.reasoning_effort = str(effort or "")
 
-    for key, factor in aliases.TTFT:
-        value = as_float(attrs.get(key))
-        if value is not None and value >= 0:
-            out.ttft_ms = value * factor
-            break
+    ttft = found.get("ttft")
+    if ttft is not None:
+        seconds = as_float(ttft[1])
+        if seconds is not None and seconds >= 0:
+            out.ttft_ms = seconds * TTFT_FACTOR[ttft[2]]
 
-    input_tokens = _int_attr(attrs, {}, aliases.INPUT_TOKENS)
-    output_tokens = _int_attr(attrs, {}, aliases.OUTPUT_TOKENS)
-    reasoning = _int_attr(attrs, {}, aliases.REASONING_TOKENS)
-    cache_read = _int_attr(attrs, {}, aliases.CACHE_READ) or 0
-    cache_write = _int_attr(attrs, {}, aliases.CACHE_WRITE) or 0
+    input_tokens = count("input")
+    output_tokens = count("output")
+    reasoning = count("reasoning")
+    cache_read = count("cache_read") or 0
+    cache_write = count("cache_write") or 0
     out.has_usage = input_tokens is not None or output_tokens is not None
     input_tokens = input_tokens or 0
     output_tokens = output_tokens or 0
 
-    if not out.provider and out.model:
-        out.provider = ""  # inferred from the catalog by the caller
-    if out.provider == "anthropic" and _anthropic_raw_shape(attrs, input_tokens, cache_read + cache_write):
+    if out.provider == "anthropic" and _anthropic_raw_shape(attrs, span.scope, input_tokens, cache_read + cache_write):
         input_tokens += cache_read + cache_write
-    if out.provider == "google" and reasoning:
+    if out.provider == "google" and reasoning and _gemini_thoughts_outside_output(
+        attrs, input_tokens, output_tokens, count("total")
+    ):
         output_tokens += reasoning
     if cache_read + cache_write > input_tokens:
         input_tokens = cache_read + cache_write
 
-    prompt, completion, thinking_text = _captured_text(attrs, span.events)
+    prompt, completion, thinking_text = _captured_text(texts, span.events) if texts or span.events else ("", "", "")
     if reasoning is None and out.provider in ("anthropic", "aws.bedrock") and thinking_text and output_tokens:
         reasoning = min(estimate_tokens(thinking_text), output_tokens)
         out.reasoning_estimated = True
@@ -293,15 +416,12 @@ def normalize(span: DecodedSpan) -> Normalized:
     out.cache_read_tokens = cache_read
     out.cache_write_tokens = cache_write
 
-    cost = _first(attrs, {}, aliases.REPORTED_COST)
-    reported = as_float(cost)
+    reported = as_float(pick("cost"))
     out.reported_cost = f"{reported:.9f}" if reported is not None and 0 <= reported < 1e9 else None
-    quality = as_float(_first(attrs, resource, aliases.QUALITY))
+    quality = as_float(pick("quality"))
     out.quality = quality if quality is not None and 0.0 <= quality <= 1.0 else None
 
     out.prompt_text, out.completion_text, out.thinking_text = prompt, completion, thinking_text
-    out.attributes = _stringify(attrs)
-    out.resource_attributes = _stringify(resource)
+    out.attributes = stored
+    out.resource_attributes = res.stored
     return out
-
-

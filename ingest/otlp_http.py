@@ -11,7 +11,6 @@ both with Retry-After. Error bodies are google.rpc.Status in the request's encod
 from __future__ import annotations
 
 import math
-import time
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -21,13 +20,11 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from ingest import decode, services
-from ingest.ratelimit import limiter
+from ingest.receiver import KeyRejected, check_key
 from thinkmeter import metrics
 from thinkmeter.auth import bearer_token
 from thinkmeter.clickhouse import ClickHouseError
-from thinkmeter.models import ApiKey
 
-timings = services.timings
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
@@ -56,19 +53,15 @@ def export_traces(request: HttpRequest) -> HttpResponse:
         response = _error(405, "use POST", as_json)
         response["Allow"] = "POST"
         return response
-    token = bearer_token(request.META.get("HTTP_AUTHORIZATION"))
-    if token is None:
-        return _error(401, "missing API key: send Authorization: Bearer <project key>", as_json,
-                      {"WWW-Authenticate": 'Bearer realm="thinkmeter"'})
-    key = ApiKey.lookup(token)
-    if key is None:
-        return _error(401, "invalid or revoked API key", as_json, {"WWW-Authenticate": 'Bearer realm="thinkmeter"'})
-    if not key.has_scope("ingest"):
-        return _error(403, "this API key lacks the ingest scope", as_json)
-    wait = limiter(settings.OTLP_RATE_LIMIT_PER_SECOND).take(key.pk)
-    if wait:
-        metrics.SPANS_REJECTED.labels("rate_limited").inc()
-        return _error(429, "rate limit exceeded for this API key", as_json, {"Retry-After": str(math.ceil(wait))})
+    try:
+        key = check_key(bearer_token(request.META.get("HTTP_AUTHORIZATION")))
+    except KeyRejected as exc:
+        headers = {}
+        if exc.unauthenticated:
+            headers["WWW-Authenticate"] = 'Bearer realm="thinkmeter"'
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(math.ceil(exc.retry_after))
+        return _error(exc.status, exc.reason, as_json, headers)
     if media not in (PROTOBUF, "application/protobuf", JSON):
         return _error(415, f"unsupported Content-Type {media!r}; use {PROTOBUF} or {JSON}", False)
     limit = settings.OTLP_MAX_BODY_BYTES
@@ -76,28 +69,22 @@ def export_traces(request: HttpRequest) -> HttpResponse:
     if declared.isdigit() and int(declared) > limit:
         return _error(413, f"body exceeds {limit} bytes", as_json)
     key.touch()
-    started = time.perf_counter()
     try:
-        body = decode.decompress(request.body, request.META.get("HTTP_CONTENT_ENCODING", ""), limit)
-        batch = decode.decode(body, content_type)
+        result = services.ingest_payload(
+            key.project, request.body, content_type, request.META.get("HTTP_CONTENT_ENCODING", ""), "http"
+        )
     except decode.PayloadTooLarge as exc:
         metrics.SPANS_REJECTED.labels("too_large").inc()
+        return _error(413, str(exc), as_json)
+    except services.TooManySpans as exc:
         return _error(413, str(exc), as_json)
     except (decode.UnsupportedEncoding, decode.UnsupportedMediaType) as exc:
         return _error(415, str(exc), as_json)
     except decode.DecodeError as exc:
         metrics.SPANS_REJECTED.labels("undecodable").inc()
         return _error(400, str(exc), as_json)
-    timings["decode"] += time.perf_counter() - started
-    cap = settings.OTLP_MAX_SPANS_PER_REQUEST
-    if len(batch.spans) > cap:
-        metrics.SPANS_REJECTED.labels("too_many_spans").inc(len(batch.spans))
-        return _error(413, f"{len(batch.spans)} spans in one request exceed the limit of {cap}; send smaller batches",
-                      as_json)
-    try:
-        result = services.record_batch(key.project, batch, "http")
     except ClickHouseError as exc:
-        metrics.SPANS_REJECTED.labels("storage_unavailable").inc(len(batch.spans))
+        metrics.SPANS_REJECTED.labels("storage_unavailable").inc()
         return _error(503, f"storage unavailable, retry later ({exc.tag})", as_json, {"Retry-After": "2"})
     response = ExportTraceServiceResponse()
     if result.rejected:

@@ -1,24 +1,27 @@
-"""Price a call's tokens (pure; Decimal arithmetic, USD).
+"""Price a call's tokens (pure; exact integer arithmetic, USD).
 
-input   = (input − cache_read − cache_write) × input rate
-cache   = cache_read × cache-read rate + cache_write × cache-write rate
-output  = (output − reasoning) × output rate
+input     = (input − cache_read − cache_write) × input rate
+cache     = cache_read × cache-read rate + cache_write × cache-write rate
+output    = (output − reasoning) × output rate
 reasoning = reasoning × reasoning rate (defaults to the output rate)
-Rates are USD per million tokens; each part is rounded to 1e-9 USD and the total is
-the sum of the rounded parts, so parts always add up to the total.
+Rates are USD per million tokens with at most 6 decimals. Each part is rounded half-even
+to 1e-9 USD (a nano-dollar) and the total is the sum of the rounded parts, so parts always
+add up to the total. Internally everything is an integer: a rate of R USD/M tokens is
+R·10⁶ pico-dollars per token, so tokens × that is exact; :func:`price_nanos` is the fast
+path used at ingest and :func:`price` gives the same numbers as Decimals.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
+from functools import cached_property
 
-MILLION = Decimal(1_000_000)
 NANO = Decimal("0.000000001")
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Rates:
     price_id: int
     input: Decimal
@@ -26,6 +29,15 @@ class Rates:
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
     reasoning: Decimal | None = None
+
+    @cached_property
+    def micro(self) -> tuple[int, int, int, int, int]:
+        """(input, cache_read, cache_write, output, reasoning) in micro-dollars per million tokens."""
+        def m(rate: Decimal | None, default: Decimal) -> int:
+            return int((rate if rate is not None else default) * 1_000_000)
+
+        return (m(self.input, self.input), m(self.cache_read, self.input), m(self.cache_write, self.input),
+                m(self.output, self.output), m(self.reasoning, self.output))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,19 +53,28 @@ class Cost:
         return self.input + self.cache_read + self.cache_write + self.output_visible + self.reasoning
 
 
-def _part(tokens: int, rate: Decimal) -> Decimal:
-    if not tokens:
-        return ZERO
-    return (Decimal(tokens) * rate / MILLION).quantize(NANO, rounding=ROUND_HALF_EVEN)
+def _nanos(tokens: int, micro_rate: int) -> int:
+    """tokens × rate, from pico-dollars to nano-dollars, rounded half to even."""
+    quotient, remainder = divmod(tokens * micro_rate, 1000)
+    if remainder > 500 or (remainder == 500 and quotient % 2):
+        quotient += 1
+    return quotient
+
+
+def price_nanos(
+    micro: tuple[int, int, int, int, int], input_tokens: int, cache_read: int, cache_write: int,
+    output_tokens: int, reasoning: int,
+) -> tuple[int, int, int, int, int]:
+    """Cost parts in nano-dollars: (input, cache_read, cache_write, output_visible, reasoning)."""
+    return (
+        _nanos(max(input_tokens - cache_read - cache_write, 0), micro[0]),
+        _nanos(cache_read, micro[1]),
+        _nanos(cache_write, micro[2]),
+        _nanos(max(output_tokens - reasoning, 0), micro[3]),
+        _nanos(reasoning, micro[4]),
+    )
 
 
 def price(rates: Rates, input_tokens: int, cache_read: int, cache_write: int, output_tokens: int, reasoning: int) -> Cost:
-    uncached = max(input_tokens - cache_read - cache_write, 0)
-    visible = max(output_tokens - reasoning, 0)
-    return Cost(
-        input=_part(uncached, rates.input),
-        cache_read=_part(cache_read, rates.cache_read if rates.cache_read is not None else rates.input),
-        cache_write=_part(cache_write, rates.cache_write if rates.cache_write is not None else rates.input),
-        output_visible=_part(visible, rates.output),
-        reasoning=_part(reasoning, rates.reasoning if rates.reasoning is not None else rates.output),
-    )
+    parts = price_nanos(rates.micro, input_tokens, cache_read, cache_write, output_tokens, reasoning)
+    return Cost(*(Decimal(p) * NANO for p in parts))

@@ -10,22 +10,25 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from ingest import classify, writer
+import pyarrow as pa
+from django.conf import settings
+
+from ingest import classify, decode, writer
 from ingest.catalog import catalog
 from ingest.decode import DecodedBatch, DecodedSpan
 from ingest.normalize import TRUNCATION_MARKER, Normalized, normalize
-from ingest.pricing import ZERO, Cost, price
+from ingest.pricing import price_nanos
 from ingest.redact import redact
 from ingest.rows import SpanRows
 from thinkmeter import metrics
 from thinkmeter.models import Project
 
 MAX_TEXT_CHARS = 32_768
-timings: dict[str, float] = defaultdict(float)
+NO_COST = (0, 0, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,10 @@ def _text(value: str, store: bool) -> str:
     return value if len(value) <= MAX_TEXT_CHARS else value[:MAX_TEXT_CHARS] + TRUNCATION_MARKER
 
 
-def build_row(project: Project, span: DecodedSpan, n: Normalized, rules: list[classify.Rule]) -> dict[str, Any]:
-    """One spans-table row: classification, tier fallback and price on top of the normalized span."""
+def build_row(
+    project: Project, span: DecodedSpan, n: Normalized, rules: list[classify.Rule]
+) -> tuple[Any, ...]:
+    """One spans-table row (in rows.COLUMNS order): classification, tier fallback and price."""
     task_type, tier = n.task_type, n.tier
     if not task_type and n.has_usage:
         task_type, rule_tier = classify.apply(rules, span, n) if rules else (classify.UNCLASSIFIED, None)
@@ -53,38 +58,30 @@ def build_row(project: Project, span: DecodedSpan, n: Normalized, rules: list[cl
     provider = n.provider or (entry.provider if entry else "")
     if not tier and entry and n.has_usage:
         tier = entry.tier
-    cost, price_id, priced = Cost(), 0, not n.has_usage
+    parts, price_id, priced = NO_COST, 0, not n.has_usage
     if n.has_usage and entry is not None:
-        rates = entry.rates_on(datetime.fromtimestamp(span.start_ns / 1e9, UTC).date())
+        rates = entry.rates_on(date.fromtimestamp(span.start_ns // 1_000_000_000))
         if rates is not None:
-            cost = price(rates, n.input_tokens, n.cache_read_tokens, n.cache_write_tokens, n.output_tokens,
-                         n.reasoning_tokens)
+            parts = price_nanos(rates.micro, n.input_tokens, n.cache_read_tokens, n.cache_write_tokens,
+                                n.output_tokens, n.reasoning_tokens)
             price_id, priced = rates.price_id, True
-    return {
-        "project_id": project.pk, "trace_id": span.trace_id, "span_id": span.span_id,
-        "parent_span_id": span.parent_span_id, "name": span.name[:1000], "kind": span.kind,
-        "start_time": span.start_ns, "duration_ns": max(span.end_ns - span.start_ns, 0),
-        "status": span.status, "status_message": span.status_message[:4000], "service": n.service,
-        "environment": n.environment, "instrumentation": span.scope, "provider": provider, "model": n.model,
-        "request_model": n.request_model, "operation": n.operation, "task_type": task_type, "tier": tier,
-        "user_id": n.user_id, "session_id": n.session_id, "request_id": n.request_id,
-        "response_id": n.response_id, "thinking_budget": n.thinking_budget, "reasoning_effort": n.reasoning_effort,
-        "ttft_ms": n.ttft_ms, "input_tokens": n.input_tokens, "cache_read_tokens": n.cache_read_tokens,
-        "cache_write_tokens": n.cache_write_tokens, "output_tokens": n.output_tokens,
-        "reasoning_tokens": n.reasoning_tokens, "reasoning_estimated": n.reasoning_estimated,
-        "has_usage": n.has_usage, "counted": 0,
-        "cost_input": cost.input, "cost_cache_read": cost.cache_read, "cost_cache_write": cost.cache_write,
-        "cost_output_visible": cost.output_visible, "cost_reasoning": cost.reasoning,
-        "cost_total": cost.total if priced else ZERO,
-        "reported_cost": Decimal(n.reported_cost) if n.reported_cost is not None else None,
-        "price_id": price_id, "priced": priced, "quality": n.quality, "runaway": 0,
-        "prompt_text": _text(n.prompt_text, project.store_prompts),
-        "completion_text": _text(n.completion_text, project.store_prompts),
-        "attributes": n.attributes, "resource_attributes": n.resource_attributes,
-    }
+    return (
+        project.pk, span.trace_id, span.span_id, span.parent_span_id, span.name[:1000], span.kind,
+        span.start_ns, max(span.end_ns - span.start_ns, 0), span.status, span.status_message[:4000],
+        n.service, n.environment, span.scope, provider, n.model, n.request_model, n.operation, task_type, tier,
+        n.user_id, n.session_id, n.request_id, n.response_id, n.thinking_budget, n.reasoning_effort, n.ttft_ms,
+        n.input_tokens, n.cache_read_tokens, n.cache_write_tokens, n.output_tokens, n.reasoning_tokens,
+        n.reasoning_estimated, n.has_usage, 0,
+        parts[0], parts[1], parts[2], parts[3], parts[4], sum(parts),
+        Decimal(n.reported_cost) if n.reported_cost is not None else None,
+        price_id, priced, n.quality, 0,
+        _text(n.prompt_text, project.store_prompts), _text(n.completion_text, project.store_prompts),
+        n.attributes, n.resource_attributes,
+    )
 
 
-def prepare(project: Project, batch: DecodedBatch) -> SpanRows:
+def prepare(project: Project, batch: DecodedBatch) -> pa.Table:
+    """Normalize, classify and price a decoded batch into an Arrow table in the spans schema."""
     started = time.perf_counter()
     normalized = [normalize(span) for span in batch.spans]
     normalized_at = time.perf_counter()
@@ -92,19 +89,76 @@ def prepare(project: Project, batch: DecodedBatch) -> SpanRows:
     rows = SpanRows(project.pk)
     for span, n in zip(batch.spans, normalized, strict=True):
         rows.append(build_row(project, span, n, rules))
-    timings["normalize"] += normalized_at - started
-    timings["price"] += time.perf_counter() - normalized_at
-    return rows
+    table = rows.to_arrow()
+    STAGES["normalize"] += normalized_at - started
+    STAGES["price"] += time.perf_counter() - normalized_at
+    return table
+
+
+def _result(batch_rejected: int, errors: list[str], accepted: int, counted: int) -> IngestResult:
+    message = "; ".join(errors)
+    if batch_rejected and not message:
+        message = f"{batch_rejected} spans rejected"
+    return IngestResult(accepted=accepted, rejected=batch_rejected, counted=counted, message=message)
+
+
+def _count_received(protocol: str, accepted: int, rejected: int) -> None:
+    metrics.SPANS_RECEIVED.labels(protocol).inc(accepted + rejected)
+    if rejected:
+        metrics.SPANS_REJECTED.labels("malformed").inc(rejected)
 
 
 def record_batch(project: Project, batch: DecodedBatch, protocol: str) -> IngestResult:
     """Store the batch's good spans; report the rejected ones. Raises ClickHouseError on storage failure."""
-    metrics.SPANS_RECEIVED.labels(protocol).inc(len(batch.spans) + batch.rejected)
-    if batch.rejected:
-        metrics.SPANS_REJECTED.labels("malformed").inc(batch.rejected)
-    rows = prepare(project, batch)
-    counted = writer.write(rows) if len(rows) else 0
-    message = "; ".join(batch.errors)
-    if batch.rejected and not message:
-        message = f"{batch.rejected} spans rejected"
-    return IngestResult(accepted=len(rows), rejected=batch.rejected, counted=counted, message=message)
+    _count_received(protocol, len(batch.spans), batch.rejected)
+    table = prepare(project, batch)
+    _flush_stage_metrics()
+    counted = writer.write(project.pk, table) if table.num_rows else 0
+    return _result(batch.rejected, batch.errors, table.num_rows, counted)
+
+
+class TooManySpans(ValueError):
+    """More spans in one request than OTLP_MAX_SPANS_PER_REQUEST."""
+
+
+def decode_payload(body: bytes, content_type: str, encoding: str) -> DecodedBatch:
+    """Decompress and decode one export request body; enforce the size and span-count caps."""
+    started = time.perf_counter()
+    batch = decode.decode(decode.decompress(body, encoding, settings.OTLP_MAX_BODY_BYTES), content_type)
+    STAGES["decode"] += time.perf_counter() - started
+    cap = settings.OTLP_MAX_SPANS_PER_REQUEST
+    if len(batch.spans) > cap:
+        metrics.SPANS_REJECTED.labels("too_many_spans").inc(len(batch.spans))
+        raise TooManySpans(f"{len(batch.spans)} spans in one request exceed the limit of {cap}; send smaller batches")
+    return batch
+
+
+def ingest_payload(project: Project, body: bytes, content_type: str, encoding: str, protocol: str) -> IngestResult:
+    """Decode, prepare and store one export request body.
+
+    With worker processes running (``manage.py serve`` starts them), the CPU-bound part
+    (decompress, decode, normalize, price, build Arrow) runs in a worker and only the
+    Arrow table comes back; the group-commit writer stays in this process. Raises the
+    decode errors (400/413/415) and ClickHouseError (503).
+    """
+    from ingest import parallel
+
+    if parallel.running():
+        prepared = parallel.prepare(project.pk, body, content_type, encoding)
+        for stage, seconds in prepared.stages.items():
+            metrics.INGEST_STAGE_SECONDS.labels(stage).inc(seconds)
+        _count_received(protocol, prepared.table.num_rows, prepared.rejected)
+        counted = writer.write(project.pk, prepared.table) if prepared.table.num_rows else 0
+        return _result(prepared.rejected, prepared.errors, prepared.table.num_rows, counted)
+    batch = decode_payload(body, content_type, encoding)
+    return record_batch(project, batch, protocol)
+
+
+STAGES: dict[str, float] = defaultdict(float)
+
+
+def _flush_stage_metrics() -> None:
+    for stage in list(STAGES):
+        seconds = STAGES.pop(stage, 0.0)
+        if seconds:
+            metrics.INGEST_STAGE_SECONDS.labels(stage).inc(seconds)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
+
+from ingest.dedup import Known
 from thinkmeter import clickhouse
 from thinkmeter.clickhouse import PROJECT_PARAM
-from ingest.dedup import Known
-from ingest.rows import SpanRows
 
 KNOWN_SPANS_SQL = f"""
 SELECT trace_id, span_id, any(parent_span_id) AS parent_span_id, max(has_usage) AS has_usage,
@@ -33,17 +34,17 @@ WHERE project_id IN {PROJECT_PARAM}
 LOOKUP_MARGIN = timedelta(days=1)
 
 
-def _days(rows: SpanRows) -> dict[str, str]:
-    starts = rows.columns["start_time"]
-    low = datetime.fromtimestamp(min(starts) / 1e9, UTC) - LOOKUP_MARGIN
-    high = datetime.fromtimestamp(max(starts) / 1e9, UTC) + LOOKUP_MARGIN
+def _days(start_ns_min: int, start_ns_max: int) -> dict[str, str]:
+    low = datetime.fromtimestamp(start_ns_min / 1e9, UTC) - LOOKUP_MARGIN
+    high = datetime.fromtimestamp(start_ns_max / 1e9, UTC) + LOOKUP_MARGIN
     return {"day_from": low.date().isoformat(), "day_to": high.date().isoformat()}
 
 
-def known_spans(rows: SpanRows) -> list[Known]:
-    trace_ids = sorted(set(rows.columns["trace_id"]))
+def known_spans(project_id: int, trace_ids: list[str], start_ns_min: int, start_ns_max: int) -> list[Known]:
+    """Spans already stored in the given traces (for identity and parent/child dedup)."""
     result = clickhouse.query_arrow(
-        KNOWN_SPANS_SQL, {**_days(rows), "trace_ids": trace_ids}, tag="ingest.dedup.spans", projects=rows.project_id
+        KNOWN_SPANS_SQL, {**_days(start_ns_min, start_ns_max), "trace_ids": sorted(set(trace_ids))},
+        tag="ingest.dedup.spans", projects=project_id,
     )
     return [
         Known(r["trace_id"], r["span_id"], r["parent_span_id"], bool(r["has_usage"]), bool(r["counted"]))
@@ -51,16 +52,50 @@ def known_spans(rows: SpanRows) -> list[Known]:
     ]
 
 
-def counted_responses(rows: SpanRows) -> set[tuple[str, str]]:
-    response_ids = sorted({r for r in rows.columns["response_id"] if r})
-    if not response_ids:
+def counted_responses(
+    project_id: int, response_ids: list[str], start_ns_min: int, start_ns_max: int
+) -> set[tuple[str, str]]:
+    """(provider, response id) pairs already counted."""
+    wanted = sorted({r for r in response_ids if r})
+    if not wanted:
         return set()
     result = clickhouse.query_arrow(
-        COUNTED_RESPONSES_SQL, {**_days(rows), "response_ids": response_ids},
-        tag="ingest.dedup.responses", projects=rows.project_id,
+        COUNTED_RESPONSES_SQL, {**_days(start_ns_min, start_ns_max), "response_ids": wanted},
+        tag="ingest.dedup.responses", projects=project_id,
     )
     return {(r["provider"], r["response_id"]) for r in result.to_pylist()}
 
 
-def insert(rows: SpanRows) -> int:
-    return clickhouse.insert("spans", rows.to_arrow(), tag="ingest.insert", project=rows.project_id)
+def insert(project_id: int, table: pa.Table) -> int:
+    return clickhouse.insert("spans", table, tag="ingest.insert", project=project_id)
+
+
+RECENT_SQL = """
+SELECT project_id, trace_id, span_id, parent_span_id, has_usage, counted, provider, response_id
+FROM spans
+WHERE ingested_at > now64(3) - INTERVAL {hours:UInt32} HOUR
+ORDER BY ingested_at
+LIMIT {limit:UInt64}
+"""
+
+
+def warm_recent_index(hours: int = 6) -> int:
+    """Load recently stored spans of every project into the in-memory dedup index (start-up)."""
+    from ingest import recent
+
+    table = clickhouse.query_arrow(
+        RECENT_SQL, {"hours": hours, "limit": recent.MAX_SPANS}, tag="ingest.dedup.warm", system=True
+    )
+    if not table.num_rows:
+        return 0
+    columns = {name: table.column(name).to_pylist() for name in table.column_names}
+    for project_id in set(columns["project_id"]):
+        picks = [i for i, p in enumerate(columns["project_id"]) if p == project_id]
+
+        def col(name: str, picks: list[int] = picks) -> list:  # type: ignore[type-arg]
+            values = columns[name]
+            return [values[i] for i in picks]
+
+        recent.index.add(project_id, col("trace_id"), col("span_id"), col("parent_span_id"), col("has_usage"),
+                         col("counted"), list(zip(col("provider"), col("response_id"), strict=True)))
+    return table.num_rows

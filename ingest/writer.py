@@ -1,10 +1,11 @@
 """Group commit: one writer thread turns concurrent requests into few, large inserts.
 
-Each request hands its rows to :func:`write`, which waits until the shared flush that
-includes them is stored (or failed), so a request is answered 200 only for stored data.
-While a flush runs, new submissions queue up and go out together in the next one. The
-writer thread also decides ``counted`` (see :mod:`ingest.dedup`); doing it on this one
-thread means two concurrent copies of a batch cannot both be counted.
+Each request hands its rows (an Arrow table in the spans schema, ``counted`` = 0) to
+:func:`write`, which waits until the shared flush that includes them is stored (or
+failed), so a request is answered 200 only for stored data. While a flush runs, new
+submissions queue up and go out together in the next one. The writer thread also
+decides ``counted`` (see :mod:`ingest.dedup`); doing it on this one thread means two
+concurrent copies of a batch cannot both be counted.
 """
 
 from __future__ import annotations
@@ -16,21 +17,33 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ingest import dedup, spans_store
-from ingest.rows import SpanRows
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingest import dedup, recent, spans_store
+from ingest.rows import COLUMNS
 from thinkmeter import metrics
 
 log = logging.getLogger(__name__)
 MAX_FLUSH_ROWS = 100_000
 WAIT_TIMEOUT_S = 120.0
+COUNTED = COLUMNS.index("counted")
 
 
 @dataclass
 class Submission:
-    rows: SpanRows
+    project_id: int
+    table: pa.Table
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
     counted: int = 0
+
+
+def embedded() -> bool:
+    """True when this process is the only writer (chdb), so the recent index is complete."""
+    from thinkmeter.clickhouse import client
+
+    return client.config().kind == "chdb"
 
 
 class Writer:
@@ -38,7 +51,6 @@ class Writer:
         self._queue: queue.Queue[Submission | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self.timings: dict[str, float] = defaultdict(float)
 
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -48,14 +60,14 @@ class Writer:
                 self._thread = threading.Thread(target=self._run, name="thinkmeter-writer", daemon=True)
                 self._thread.start()
 
-    def write(self, rows: SpanRows) -> int:
-        """Store ``rows``; block until stored; return how many rows count toward sums.
+    def write(self, project_id: int, table: pa.Table) -> int:
+        """Store ``table``; block until stored; return how many rows count toward sums.
 
         Raises the storage error (a ClickHouseError) when the flush failed.
         """
-        if not len(rows):
+        if not table.num_rows:
             return 0
-        submission = Submission(rows)
+        submission = Submission(project_id, table)
         self._ensure_thread()
         self._queue.put(submission)
         if not submission.done.wait(WAIT_TIMEOUT_S):
@@ -70,7 +82,7 @@ class Writer:
             if first is None:
                 return
             batch = [first]
-            size = len(first.rows)
+            size = first.table.num_rows
             while size < MAX_FLUSH_ROWS:
                 try:
                     more = self._queue.get_nowait()
@@ -80,13 +92,13 @@ class Writer:
                     self._queue.put(None)
                     break
                 batch.append(more)
-                size += len(more.rows)
+                size += more.table.num_rows
             self._flush(batch)
 
     def _flush(self, batch: list[Submission]) -> None:
         by_project: dict[int, list[Submission]] = defaultdict(list)
         for submission in batch:
-            by_project[submission.rows.project_id].append(submission)
+            by_project[submission.project_id].append(submission)
         for project_id, submissions in by_project.items():
             try:
                 self._store(project_id, submissions)
@@ -99,28 +111,35 @@ class Writer:
                     submission.done.set()
 
     def _store(self, project_id: int, submissions: list[Submission]) -> None:
-        rows = SpanRows(project_id)
-        for submission in submissions:
-            rows.extend(submission.rows)
+        table = pa.concat_tables([s.table for s in submissions])
         started = time.perf_counter()
-        stored = spans_store.known_spans(rows)
-        responses = spans_store.counted_responses(rows)
-        c = rows.columns
-        flags = dedup.counted_flags(
-            c["trace_id"], c["span_id"], c["parent_span_id"], c["has_usage"],
-            list(zip(c["provider"], c["response_id"], strict=True)), stored, responses,
-        )
-        c["counted"] = flags
+        starts = table.column("start_time").cast(pa.int64())
+        low, high = pc.min(starts).as_py(), pc.max(starts).as_py()
+        trace_ids = table.column("trace_id").to_pylist()
+        span_ids = table.column("span_id").to_pylist()
+        parent_ids = table.column("parent_span_id").to_pylist()
+        has_usage = table.column("has_usage").to_pylist()
+        response_keys = list(zip(table.column("provider").to_pylist(), table.column("response_id").to_pylist(),
+                                 strict=True))
+        stored = recent.index.known(project_id, trace_ids)
+        responses = recent.index.counted_responses(project_id, response_keys)
+        if not embedded():
+            # Other processes write too: ask ClickHouse as well.
+            stored += spans_store.known_spans(project_id, trace_ids, low, high)
+            responses |= spans_store.counted_responses(project_id, [r for _, r in response_keys], low, high)
+        flags = dedup.counted_flags(trace_ids, span_ids, parent_ids, has_usage, response_keys, stored, responses)
+        table = table.set_column(COUNTED, "counted", pa.array(flags, pa.uint8()))
         dedup_done = time.perf_counter()
-        spans_store.insert(rows)
+        spans_store.insert(project_id, table)
+        recent.index.add(project_id, trace_ids, span_ids, parent_ids, has_usage, flags, response_keys)
         finished = time.perf_counter()
-        self.timings["dedup"] += dedup_done - started
-        self.timings["insert"] += finished - dedup_done
+        metrics.INGEST_STAGE_SECONDS.labels("dedup").inc(dedup_done - started)
+        metrics.INGEST_STAGE_SECONDS.labels("insert").inc(finished - dedup_done)
         metrics.INSERT_SECONDS.observe(finished - dedup_done)
-        metrics.SPANS_STORED.inc(len(rows))
+        metrics.SPANS_STORED.inc(table.num_rows)
         offset = 0
         for submission in submissions:
-            n = len(submission.rows)
+            n = submission.table.num_rows
             submission.counted = sum(flags[offset : offset + n])
             offset += n
 

@@ -71,8 +71,11 @@ def ch() -> ModuleType:
     """The ClickHouse module, with every data table emptied."""
     from thinkmeter import clickhouse
 
+    from ingest import recent
+
     for table in clickhouse_tables():
         clickhouse.execute(f"TRUNCATE TABLE {table}", tag="tests.truncate", system=True)
+    recent.index.clear()  # the in-memory dedup index must forget what the truncate removed
     return clickhouse
 
 

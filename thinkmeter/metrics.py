@@ -15,6 +15,9 @@ CLICKHOUSE_ERRORS = Counter("thinkmeter_clickhouse_errors_total", "ClickHouse st
 SPANS_RECEIVED = Counter("thinkmeter_spans_received_total", "Spans received by the OTLP receivers", ["protocol"])
 SPANS_STORED = Counter("thinkmeter_spans_stored_total", "Spans stored in ClickHouse")
 SPANS_REJECTED = Counter("thinkmeter_spans_rejected_total", "Spans rejected", ["reason"])
+INGEST_STAGE_SECONDS = Counter(
+    "thinkmeter_ingest_stage_seconds", "Server time spent per ingest stage", ["stage"]
+)
 INSERT_SECONDS = Histogram("thinkmeter_insert_seconds", "Time of one span batch insert")
 
 

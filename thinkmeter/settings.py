@@ -32,6 +32,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "THINKMETER_GRPC_PORT": "port of the OTLP/gRPC receiver started inside `manage.py serve` (default 4317; 0 = off)",
     "THINKMETER_MAX_SPANS_PER_REQUEST": "spans accepted in one export request (default 50000)",
     "THINKMETER_RATE_LIMIT_PER_SECOND": "ingest requests per second per API key (default 200)",
+    "THINKMETER_INGEST_PROCESSES": "worker processes `manage.py serve` starts for decoding spans (default: CPU count)",
     "THINKMETER_BASE_URL": "public URL of this installation, used in alert links (default http://127.0.0.1:8000)",
     "THINKMETER_LOG_LEVEL": "log level (default INFO)",
 }
@@ -127,6 +128,7 @@ OTLP_MAX_BODY_BYTES = 64 * 1024 * 1024
 OTLP_MAX_SPANS_PER_REQUEST = int(env("THINKMETER_MAX_SPANS_PER_REQUEST", "50000"))
 OTLP_RATE_LIMIT_PER_SECOND = float(env("THINKMETER_RATE_LIMIT_PER_SECOND", "200"))
 OTLP_GRPC_PORT = int(env("THINKMETER_GRPC_PORT", "4317"))
+INGEST_PROCESSES = int(env("THINKMETER_INGEST_PROCESSES") or os.cpu_count() or 1)
 BASE_URL = env("THINKMETER_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 CLICKHOUSE_URL = env("CLICKHOUSE_URL", "chdb://var/clickhouse")
@@ -141,7 +143,8 @@ CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
         if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        # Embedded: shared by the serving process and its ingest worker processes.
+        else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
     )
 }
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import fcntl
 import io
 import queue
+import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -112,6 +113,8 @@ class ChdbTransport:
         with self._connection() as conn:
             try:
                 result = conn.query(statement, "ArrowTable", params=_params(params))
+                if any(pa.types.is_uint32(field.type) for field in result.schema):
+                    result = _datetimes(conn, sql, params, result)
             except Exception as exc:
                 raise _error(tag, exc) from exc
         return result
@@ -174,6 +177,26 @@ def _element(value: Any) -> str:
     if value is None:
         return "NULL"
     return _literal(str(_param_text(value)))
+
+
+_DATETIME = re.compile(r"^(?:Nullable\()?DateTime(?:\('([^']+)'\))?\)?$")
+
+
+def _datetimes(conn: Any, sql: str, params: dict[str, Any], table: pa.Table) -> pa.Table:
+    """ClickHouse's Arrow output writes DateTime (32-bit) as plain uint32 seconds, like a
+    UInt32 column; DESCRIBE the query (analysis only, no execution) to find the DateTime
+    columns and return them as timestamps, as the server transport does."""
+    try:
+        described = conn.query(f"DESCRIBE ({sql.rstrip().rstrip(';')})", "ArrowTable", params=_params(params))
+    except Exception:  # a statement DESCRIBE cannot wrap (SHOW, EXISTS...): leave it as it is
+        return table
+    types = dict(zip(described.column("name").to_pylist(), described.column("type").to_pylist(), strict=True))
+    for index, field in enumerate(table.schema):
+        match = _DATETIME.match(types.get(field.name, "")) if pa.types.is_uint32(field.type) else None
+        if match:
+            column = table.column(index).cast(pa.int64()).cast(pa.timestamp("s", tz=match.group(1) or "UTC"))
+            table = table.set_column(index, pa.field(field.name, column.type, field.nullable), column)
+    return table
 
 
 def _literal(value: Any) -> str:

@@ -72,14 +72,16 @@ class NativeTransport:
             client = self._client()
             try:
                 if client.connection.server_info is None:
-                    client.connection.force_connect()
+                    # connect(), not force_connect(): the latter marks a query as executing,
+                    # and the execute() that follows would fail as a "simultaneous query".
+                    client.connection.connect()
                 return call(client)
             except NETWORK_ERRORS as exc:
                 self._reset()
                 if attempt == 2:
                     raise ClickHouseUnavailable(tag, f"cannot reach {self.config.describe()}: {exc}") from exc
             except driver_errors.Error as exc:
-                raise ClickHouseError(tag, getattr(exc, "message", str(exc)), getattr(exc, "code", None)) from exc
+                raise ClickHouseError(tag, getattr(exc, "message", None) or str(exc), getattr(exc, "code", None)) from exc
         raise AssertionError("unreachable")
 
     def _settings(self, client: Client, settings: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:

@@ -341,7 +341,13 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         self._send_json(
             401,
-            {"error": {"message": "Missing bearer authentication", "type": "invalid_request_error", "code": None}},
+            {
+                "error": {
+                    "message": "Missing bearer authentication",
+                    "type": "invalid_request_error",
+                    "code": None,
+                }
+            },
         )
         return False
 
@@ -429,7 +435,9 @@ class _Handler(BaseHTTPRequestHandler):
             "type": "message",
             "status": "completed",
             "role": "assistant",
-            "content": [{"type": "output_text", "text": OPENAI_ANSWER_TEXT, "annotations": [], "logprobs": []}],
+            "content": [
+                {"type": "output_text", "text": OPENAI_ANSWER_TEXT, "annotations": [], "logprobs": []}
+            ],
         }
 
         def response_obj(status: str, done: bool) -> dict[str, Any]:
@@ -478,7 +486,13 @@ class _Handler(BaseHTTPRequestHandler):
         ev(
             "response.output_item.added",
             output_index=1,
-            item={"id": msg_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []},
+            item={
+                "id": msg_id,
+                "type": "message",
+                "status": "in_progress",
+                "role": "assistant",
+                "content": [],
+            },
         )
         ev(
             "response.content_part.added",
@@ -524,7 +538,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {"request-id": f"req_fake_msg_{n}", "anthropic-organization-id": "org-fake"}
         content: list[dict[str, Any]] = []
         if with_thinking:
-            content.append({"type": "thinking", "thinking": ANTHROPIC_THINKING_TEXT, "signature": ANTHROPIC_SIGNATURE})
+            content.append(
+                {"type": "thinking", "thinking": ANTHROPIC_THINKING_TEXT, "signature": ANTHROPIC_SIGNATURE}
+            )
         content.append({"type": "text", "text": ANTHROPIC_ANSWER_TEXT, "citations": None})
         usage = self.fake.anthropic_usage()
         if not req.get("stream"):
@@ -566,10 +582,18 @@ class _Handler(BaseHTTPRequestHandler):
         time.sleep(self.fake.first_chunk_delay_s)
         index = 0
         if with_thinking:
-            ev("content_block_start", index=index, content_block={"type": "thinking", "thinking": "", "signature": ""})
+            ev(
+                "content_block_start",
+                index=index,
+                content_block={"type": "thinking", "thinking": "", "signature": ""},
+            )
             for piece in _chunks(ANTHROPIC_THINKING_TEXT, 8):
                 ev("content_block_delta", index=index, delta={"type": "thinking_delta", "thinking": piece})
-            ev("content_block_delta", index=index, delta={"type": "signature_delta", "signature": ANTHROPIC_SIGNATURE})
+            ev(
+                "content_block_delta",
+                index=index,
+                delta={"type": "signature_delta", "signature": ANTHROPIC_SIGNATURE},
+            )
             ev("content_block_stop", index=index)
             index += 1
         ev("content_block_start", index=index, content_block={"type": "text", "text": ""})
@@ -596,7 +620,9 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--anthropic-report-thinking-tokens", action="store_true")
     args = ap.parse_args()
-    fp = FakeProvider(args.host, args.port, anthropic_report_thinking_tokens=args.anthropic_report_thinking_tokens)
+    fp = FakeProvider(
+        args.host, args.port, anthropic_report_thinking_tokens=args.anthropic_report_thinking_tokens
+    )
     print(fp.start(), flush=True)
     try:
         while True:

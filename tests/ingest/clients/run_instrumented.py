@@ -5,8 +5,8 @@ process of its own::
 
     python -m tests.ingest.clients.run_instrumented <flavour> \\
         --provider-url http://127.0.0.1:PORT   # a tests.ingest.clients.fake_provider server
-        --otlp-endpoint URL                    # http: full URL of /v1/traces; grpc: host:port or http://host:port
-        --api-key KEY                          # sent as "Authorization: Bearer KEY" (http) / authorization metadata (grpc)
+        --otlp-endpoint URL     # http: full URL of /v1/traces; grpc: host:port or http://host:port
+        --api-key KEY           # "Authorization: Bearer KEY" (http) / "authorization" metadata (grpc)
         [--protocol http|grpc] [--stream] [--calls N]
         [--task-type X] [--tier N] [--user-id U] [--session-id S]
         [--no-content] [--no-sdk-spans] [--dump-spans FILE]
@@ -45,16 +45,29 @@ Association properties (--task-type/--tier/--user-id/--session-id), set the way 
                     thinkmeter.task_type, thinkmeter.tier, user.id, session.id on every span.
 The user id is also sent in the request itself (OpenAI `user`, Anthropic `metadata.user_id`).
 
-Content capture is on by default for every library (TRACELOOP_TRACE_CONTENT=true,
-OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY for openai-v2 but =true for openlit, which
-reads it as a boolean, openlit capture_message_content=True, OpenInference default); --no-content turns it off everywhere. The anthropic SDK's own spans keep its
-default content mode (metadata_only) unless ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE is set.
+Content capture is on by default for every library: TRACELOOP_TRACE_CONTENT=true; openai-v2 gets
+OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY while openlit gets =true (openlit reads that
+variable as a boolean) and capture_message_content=True; OpenInference captures by default.
+--no-content turns capture off everywhere. The anthropic SDK's own spans keep their default content
+mode (metadata_only) unless ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE=content is in the environment.
+
+Needs, besides the project's dev extras (pins that work with openai 3.57 / anthropic 2.14 / otel 1.45.2):
+    pip install opentelemetry-instrumentation-openai==0.62.4 opentelemetry-instrumentation-anthropic==0.62.4 \
+        openinference-instrumentation-openai==0.1.66 opentelemetry-instrumentation-openai-v2==2.4b0 \
+        opentelemetry-util-genai==1.1b0
+    pip install --no-deps openlit==1.45.0 schedule xmltodict   # openlit pins anthropic<1, openai<3
+(util-genai 1.2b0+ dropped the module openai-v2 2.4b0 imports.) A flavour whose library is missing
+fails with ModuleNotFoundError on stderr and a non-zero exit.
 
 Prints exactly one JSON line on stdout, e.g.
     {"flavour": "openlit", "service_name": "instrumented-openlit", "protocol": "http", "stream": false,
-     "calls": 2, "response_ids": ["chatcmpl-fake-1", "resp_fake_1"],
+     "calls": 2 (provider requests made), "response_ids": ["chatcmpl-fake-1", "resp_fake_1"],
      "requests": [{"api": "chat.completions", "stream": false, "response_id": "chatcmpl-fake-1"}, ...],
-     "spans_finished": 3}
+     "spans_finished": 2, "spans_exported": 2, "export_results": ["SUCCESS"], ...}
+From a test, ``run_in_subprocess(flavour, provider_url, otlp_endpoint, api_key, *cli_args)`` runs it
+with the current interpreter and returns that summary as a dict.
+(export_results lists each OTLP export's result: SUCCESS or FAILURE, e.g. after a 401; the exit
+code is 0 either way, so tests can drive rejected keys too.)
 """
 
 from __future__ import annotations
@@ -95,7 +108,9 @@ OPENLIT_PRICING = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="run_instrumented", description="Emit real instrumentor spans over OTLP.")
+    ap = argparse.ArgumentParser(
+        prog="run_instrumented", description="Emit real instrumentor spans over OTLP."
+    )
     ap.add_argument("flavour", choices=FLAVOURS)
     ap.add_argument("--provider-url", required=True, help="fake provider base URL, without /v1")
     ap.add_argument("--otlp-endpoint", required=True)
@@ -122,7 +137,9 @@ def set_env(args: argparse.Namespace) -> None:
     if args.flavour.startswith("openlit"):
         os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "true" if content else "false"
     else:
-        os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "SPAN_ONLY" if content else "NO_CONTENT"
+        os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = (
+            "SPAN_ONLY" if content else "NO_CONTENT"
+        )
     if not content:
         os.environ["OPENINFERENCE_HIDE_INPUTS"] = "true"
         os.environ["OPENINFERENCE_HIDE_OUTPUTS"] = "true"
@@ -141,14 +158,46 @@ def make_exporter(args: argparse.Namespace) -> Any:
 
         endpoint = args.otlp_endpoint
         insecure = not endpoint.startswith("https://")
-        return GrpcExporter(endpoint=endpoint, insecure=insecure, headers={"authorization": f"Bearer {args.api_key}"})
+        return GrpcExporter(
+            endpoint=endpoint, insecure=insecure, headers={"authorization": f"Bearer {args.api_key}"}
+        )
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
     return HttpExporter(endpoint=args.otlp_endpoint, headers={"Authorization": f"Bearer {args.api_key}"})
 
 
+def recording(exporter: Any) -> Any:
+    """Wrap a SpanExporter to remember each export's result (summary: export_results)."""
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    class Recording(SpanExporter):
+        def __init__(self) -> None:
+            self.results: list[str] = []
+            self.spans_ok = 0
+
+        def export(self, spans: Any) -> Any:
+            result = exporter.export(spans)
+            self.results.append(result.name)
+            if result.name == "SUCCESS":
+                self.spans_ok += len(spans)
+            return result
+
+        def shutdown(self) -> None:
+            exporter.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return exporter.force_flush(timeout_millis)
+
+    return Recording()
+
+
 def association(args: argparse.Namespace) -> dict[str, str]:
-    props = {"task_type": args.task_type, "tier": args.tier, "user_id": args.user_id, "session_id": args.session_id}
+    props = {
+        "task_type": args.task_type,
+        "tier": args.tier,
+        "user_id": args.user_id,
+        "session_id": args.session_id,
+    }
     return {k: str(v) for k, v in props.items() if v is not None}
 
 
@@ -233,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         stamped = {k: v for k, v in stamped.items() if v is not None}
         provider.add_span_processor(make_stamp_processor(lambda _ctx: stamped))
 
-    provider.add_span_processor(BatchSpanProcessor(make_exporter(args)))
+    otlp = recording(make_exporter(args))
+    provider.add_span_processor(BatchSpanProcessor(otlp))
     memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))
     # Global too: openlit and the anthropic SDK's own spans use the global provider.
@@ -275,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         "response_ids": [r["response_id"] for r in requests_made],
         "requests": requests_made,
         "spans_finished": len(finished),
+        "spans_exported": otlp.spans_ok,
+        "export_results": otlp.results,
         "span_names": [s.name for s in finished],
         "association": props,
     }
@@ -442,7 +494,9 @@ def call_anthropic(args: argparse.Namespace) -> list[dict[str, Any]]:
     from tests.ingest.clients.fake_provider import anthropic_base_url
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    client = anthropic.Anthropic(base_url=anthropic_base_url(args.provider_url), api_key="sk-ant-fake", max_retries=0)
+    client = anthropic.Anthropic(
+        base_url=anthropic_base_url(args.provider_url), api_key="sk-ant-fake", max_retries=0
+    )
     kwargs: dict[str, Any] = {
         "model": ANTHROPIC_REQUEST_MODEL,
         "max_tokens": 4096,
@@ -460,6 +514,47 @@ def call_anthropic(args: argparse.Namespace) -> list[dict[str, Any]]:
         return [{"api": "messages", "stream": True, "response_id": msg_id}]
     m = client.messages.create(**kwargs)
     return [{"api": "messages", "stream": False, "response_id": m.id}]
+
+
+def run_in_subprocess(
+    flavour: str,
+    provider_url: str,
+    otlp_endpoint: str,
+    api_key: str,
+    *extra_args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 180,
+) -> dict[str, Any]:
+    """Run this script for one flavour in a fresh interpreter (same venv) and return its summary.
+
+    ``extra_args`` are further CLI options, e.g. ``"--stream", "--task-type", "code_review"``.
+    Raises RuntimeError with the child's stderr when it fails.
+    """
+    import subprocess
+    from pathlib import Path
+
+    repo_root = Path(__file__).resolve().parents[3]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.ingest.clients.run_instrumented",
+        flavour,
+        "--provider-url",
+        provider_url,
+        "--otlp-endpoint",
+        otlp_endpoint,
+        "--api-key",
+        api_key,
+        *extra_args,
+    ]
+    child_env = {**os.environ, **(env or {})}
+    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_root), child_env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        cmd, cwd=repo_root, env=child_env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"run_instrumented {flavour} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

@@ -15,6 +15,10 @@ Only rows with ``counted = 1`` reach the views, so a re-sent batch (stored with
 counted = 0) never adds to a sum. Aggregated source columns are qualified (``spans.x``) where a sum's alias shadows them.
 Quantile states allow p50/p90/p95/p99 of reasoning
 tokens, cost and duration per any grouping of the grain.
+
+The views' SELECT is :func:`rollup_select`, importable so that ``ingest.reprice`` can
+rebuild a range of a rollup with exactly the query the view runs (mutations on
+``spans`` do not reach materialized views).
 """
 
 from __future__ import annotations
@@ -69,6 +73,42 @@ def _selects() -> str:
 HOURLY_KEYS = "project_id, hour, service, environment, provider, model, operation, task_type, tier"
 USER_KEYS = "project_id, day, user_id, task_type, tier, model"
 
+# Per rollup table: (its time column, the SELECT list's leading key expressions, GROUP BY keys).
+ROLLUPS: dict[str, tuple[str, str, str]] = {
+    "usage_hourly": (
+        "hour",
+        """project_id, toStartOfHour(start_time) AS hour, service, environment, provider, model, operation,
+    task_type, tier""",
+        HOURLY_KEYS,
+    ),
+    "usage_daily_users": ("day", "project_id, toDate(start_time) AS day, user_id, task_type, tier, model", USER_KEYS),
+}
+AGGREGATE_COLUMNS = (
+    "requests", "errors", "unpriced", "with_thinking", "estimated", "quality_sum", "quality_count",
+    "thinking_budget_sum", *SUMS, "reasoning_q", "cost_q", "duration_q", "ttft_q",
+)
+
+
+def rollup_select(target: str, where: str = "") -> str:
+    """The SELECT that feeds rollup ``target`` from ``spans`` (its materialized view's query).
+
+    ``where`` adds conditions (ANDed after ``counted = 1``): ``ingest.reprice`` rebuilds a
+    project's range of a rollup with ``INSERT INTO target (rollup_columns(target)) <this>``,
+    so a rebuilt range holds exactly what the view would have written.
+    """
+    _, keys, group_by = ROLLUPS[target]
+    extra = f" AND {where}" if where else ""
+    return f"""SELECT {keys},
+    {_selects()}
+FROM spans
+WHERE counted = 1{extra}
+GROUP BY {group_by}"""
+
+
+def rollup_columns(target: str) -> list[str]:
+    """Column names of rollup ``target`` in the order :func:`rollup_select` produces them."""
+    return [*ROLLUPS[target][2].split(", "), *AGGREGATE_COLUMNS]
+
 
 def statements(ctx: Any) -> list[str]:
     ttl = int(ctx.retention_days)
@@ -93,12 +133,7 @@ TTL hour + INTERVAL {ttl} DAY
 """,
         f"""
 CREATE MATERIALIZED VIEW IF NOT EXISTS usage_hourly_mv TO usage_hourly AS
-SELECT project_id, toStartOfHour(start_time) AS hour, service, environment, provider, model, operation,
-    task_type, tier,
-    {_selects()}
-FROM spans
-WHERE counted = 1
-GROUP BY {HOURLY_KEYS}
+{rollup_select("usage_hourly")}
 """,
         f"""
 CREATE TABLE IF NOT EXISTS usage_daily_users (
@@ -117,10 +152,6 @@ TTL day + INTERVAL {ttl} DAY
 """,
         f"""
 CREATE MATERIALIZED VIEW IF NOT EXISTS usage_daily_users_mv TO usage_daily_users AS
-SELECT project_id, toDate(start_time) AS day, user_id, task_type, tier, model,
-    {_selects()}
-FROM spans
-WHERE counted = 1
-GROUP BY {USER_KEYS}
+{rollup_select("usage_daily_users")}
 """,
     ]

@@ -29,6 +29,8 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--threads", type=int, default=16)
         parser.add_argument("--grpc-port", type=int, default=None, help="default: THINKMETER_GRPC_PORT")
+        parser.add_argument("--ingest-processes", type=int, default=None,
+                            help="worker processes for decoding spans (default: THINKMETER_INGEST_PROCESSES)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         from waitress import serve
@@ -44,6 +46,11 @@ class Command(BaseCommand):
         if pending:
             self.stderr.write(f"ClickHouse migrations not applied: {', '.join(pending)}; run `manage.py migrate`.")
             sys.exit(2)
+        from ingest import spans_store
+
+        warmed = spans_store.warm_recent_index()
+        if warmed:
+            self.stdout.write(f"dedup index warmed with {warmed:,} recent spans")
         grpc_port = options["grpc_port"] if options["grpc_port"] is not None else settings.OTLP_GRPC_PORT
         if grpc_port and importlib.util.find_spec("ingest.grpc_server"):
             from ingest.grpc_server import start_grpc_server
@@ -52,6 +59,10 @@ class Command(BaseCommand):
             self.stdout.write(f"OTLP/gRPC receiver on {options['host']}:{grpc_port}")
         if embedded:
             background.start_scheduler()
+        from ingest import parallel
+
+        processes = options["ingest_processes"]
+        parallel.start(settings.INGEST_PROCESSES if processes is None else processes)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         self.stdout.write(
             f"Thinkmeter on http://{options['host']}:{options['port']}  "
@@ -68,6 +79,7 @@ class Command(BaseCommand):
                 ident="thinkmeter",
             )
         finally:
-            shutdown = getattr(importlib.import_module("ingest.writer"), "shutdown", None) if importlib.util.find_spec("ingest.writer") else None
-            if shutdown:
-                shutdown()
+            from ingest import writer
+
+            parallel.stop()
+            writer.shutdown()

@@ -1,0 +1,245 @@
+"""Dashboard and analytics-API benchmark: page data queries and /api/v1/usage over N spans (embedded mode).
+
+Generates ``--spans`` realistic spans (traces of a root span, 1–4 LLM calls and maybe a
+tool call, 30 days, 6 models, 6 task types, 3 tiers, 5,000 users, thinking budgets,
+quality on 40% of calls, escalations, runaways, ~1% re-sent duplicates with
+``counted = 0``, 0.5% unpriced calls) with numpy/pyarrow and inserts them straight into
+ClickHouse with :func:`thinkmeter.clickhouse.insert` in time-ordered chunks of
+``--chunk`` rows (bypassing HTTP); the materialized views fill the rollups. Then it runs
+each page's data queries (``dashboards.queries``) and ``GET /api/v1/usage?group_by=task_type,tier``
+over 30 days (through Django's test client, with a project key) ``--runs`` times each and
+prints one JSON object with p50/p95 milliseconds per query and per page (the page's
+queries run one after another), and the targets.
+
+    .venv/bin/python bench/dashboards.py --spans 10000000 --store /tmp/bench-store
+
+The store directory holds its own chdb data and SQLite database; an existing store with
+the same span count is reused (``--regenerate`` forces a fresh one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DAYS = 30
+MODELS = [  # provider, model, tier, reasoning model, $/M input, cache read, cache write, output
+    ("openai", "gpt-4.1-mini", 1, False, 0.40, 0.10, 0.0, 1.60),
+    ("google", "gemini-2.5-flash", 1, True, 0.30, 0.075, 0.0, 2.50),
+    ("openai", "o4-mini", 2, True, 1.10, 0.275, 0.0, 4.40),
+    ("anthropic", "claude-sonnet-4-5", 2, True, 3.00, 0.30, 3.75, 15.00),
+    ("openai", "o3", 3, True, 2.00, 0.50, 0.0, 8.00),
+    ("google", "gemini-2.5-pro", 3, True, 1.25, 0.31, 0.0, 10.00),
+]
+UNPRICED_MODEL = ("acme", "acme-finetune-v2", 2)
+TASKS = ["classification", "extraction", "summarization", "customer_support", "code_generation", "math_reasoning"]
+TASK_DIFFICULTY = np.array([0.2, 0.3, 0.4, 0.5, 0.8, 1.0])
+SERVICES = ["support-bot", "code-assistant", "batch-summarizer"]
+BUDGETS = np.array([0, 1024, 2048, 4096, 8192, 16384])
+USERS = 5000
+SESSIONS = 300_000
+HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def hex_ids(rng: np.random.Generator, n: int, nbytes: int) -> pa.Array:
+    """n random lowercase hex strings of 2*nbytes characters, built without Python strings."""
+    raw = rng.integers(0, 256, size=(n, nbytes), dtype=np.uint8)
+    chars = np.empty((n, nbytes * 2), dtype=np.uint8)
+    chars[:, 0::2] = HEX[raw >> 4]
+    chars[:, 1::2] = HEX[raw & 15]
+    offsets = (np.arange(n + 1, dtype=np.int32) * (nbytes * 2)).astype(np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(chars.tobytes())])
+
+
+def labelled(prefix: str, numbers: np.ndarray) -> pa.Array:
+    """Strings ``prefix<number>`` for an integer array."""
+    return pc.binary_join_element_wise(pa.array(np.full(len(numbers), prefix, dtype=object), pa.string()),
+                                       pc.cast(pa.array(numbers), pa.string()), "")
+
+
+def nanos_decimal(nanos: np.ndarray) -> pa.Array:
+    from ingest.rows import nanos_to_decimal_array
+
+    return nanos_to_decimal_array(nanos.astype(np.int64))  # type: ignore[arg-type]
+
+
+def chunk_table(rng: np.random.Generator, project_id: int, traces: int, t0: float, t1: float) -> tuple[pa.Table, pa.Table]:
+    """One time slice [t0, t1) (unix seconds) of ``traces`` traces: the spans and their scores."""
+    n_llm = rng.choice([1, 2, 3, 4], traces, p=[0.35, 0.35, 0.2, 0.1])
+    n_tool = (rng.random(traces) < 0.5).astype(np.int64)
+    per = 1 + n_llm + n_tool
+    n = int(per.sum())
+    trace_of = np.repeat(np.arange(traces), per)
+    first = np.concatenate([[0], np.cumsum(per)[:-1]])
+    pos = np.arange(n) - first[trace_of]
+    is_root = pos == 0
+    is_llm = (pos >= 1) & (pos <= n_llm[trace_of])
+    is_tool = ~is_root & ~is_llm
+
+    trace_ids = hex_ids(rng, traces, 16).take(pa.array(trace_of))
+    span_ids = hex_ids(rng, n, 8)
+    parents = pc.if_else(pa.array(is_root), pa.scalar("", pa.string()), span_ids.take(pa.array(first[trace_of])))
+
+    trace_start_ns = (np.sort(rng.uniform(t0, t1, traces)) * 1e9).astype(np.int64)
+    task = rng.integers(0, len(TASKS), traces)
+    service = rng.integers(0, len(SERVICES), traces)
+    user = np.minimum(rng.zipf(1.3, traces), USERS) - 1
+    session = rng.integers(0, SESSIONS, traces)
+    budget = BUDGETS[rng.integers(0, len(BUDGETS), traces)]
+    escalated = (n_llm >= 2) & (rng.random(traces) < 0.3)
+
+    # models: by task difficulty; escalated requests climb a tier per attempt
+    base_model = np.clip((TASK_DIFFICULTY[task] * 4 + rng.normal(0, 1, traces)).astype(int), 0, len(MODELS) - 1)
+    attempt = np.maximum(pos - 1, 0)
+    model_idx = np.where(escalated[trace_of], np.minimum(base_model[trace_of] + 2 * attempt, len(MODELS) - 1),
+                         base_model[trace_of])
+    unpriced = is_llm & (rng.random(n) < 0.005)
+    providers = np.array([m[0] for m in MODELS] + [UNPRICED_MODEL[0]], dtype=object)
+    models = np.array([m[1] for m in MODELS] + [UNPRICED_MODEL[1]], dtype=object)
+    tiers = np.array([m[2] for m in MODELS] + [UNPRICED_MODEL[2]], dtype=np.uint8)
+    thinks = np.array([m[3] for m in MODELS] + [True])
+    rates = np.array([m[4:] for m in MODELS] + [(0.0, 0.0, 0.0, 0.0)]) * 1000.0  # nano-dollars per token
+    midx = np.where(unpriced, len(MODELS), model_idx)
+
+    offset_ns = np.where(is_root, 0, (pos * 1.2e9 + rng.uniform(0, 2e8, n))).astype(np.int64)
+    start_ns = trace_start_ns[trace_of] + offset_ns
+    llm_ms = rng.lognormal(7.3, 0.6, n)
+    duration_ns = np.where(is_llm, llm_ms * 1e6, np.where(is_tool, rng.uniform(5e6, 8e7, n), 0)).astype(np.int64)
+    root_duration = np.zeros(traces, dtype=np.int64)
+    np.maximum.at(root_duration, trace_of, offset_ns + duration_ns)
+    duration_ns = np.where(is_root, root_duration[trace_of] + 5_000_000, duration_ns).astype(np.uint64)
+    ttft = np.where(is_llm, llm_ms * rng.uniform(0.1, 0.6, n), 0).astype(np.float32)
+
+    llm = is_llm
+    input_tokens = np.where(llm, rng.lognormal(7.3, 0.9, n), 0).astype(np.int64) + llm
+    cache_read = (input_tokens * np.where(rng.random(n) < 0.4, rng.uniform(0.2, 0.9, n), 0)).astype(np.int64)
+    cache_write = np.where((midx == 3) & llm, (input_tokens - cache_read) * 0.1, 0).astype(np.int64)
+    difficulty = TASK_DIFFICULTY[task][trace_of]
+    b = budget[trace_of]
+    wanted = rng.lognormal(np.log(400 + 6000 * difficulty), 0.8, n)
+    runaway = llm & (rng.random(n) < 0.001)
+    reasoning = np.where(b > 0, np.minimum(wanted, b * 1.05), wanted)
+    reasoning = np.where(runaway, wanted * 8, reasoning)
+    reasoning = np.where(llm & thinks[midx], reasoning, 0).astype(np.int64)
+    visible = np.where(llm, rng.lognormal(5.7, 0.7, n), 0).astype(np.int64)
+    output_tokens = reasoning + visible
+    r = rates[midx]
+    c_input = ((input_tokens - cache_read - cache_write) * r[:, 0]).astype(np.int64)
+    c_read = (cache_read * r[:, 1]).astype(np.int64)
+    c_write = (cache_write * r[:, 2]).astype(np.int64)
+    c_out = (visible * r[:, 3]).astype(np.int64)
+    c_reason = (reasoning * r[:, 3]).astype(np.int64)
+    c_total = c_input + c_read + c_write + c_out + c_reason
+
+    effective = np.where(b > 0, np.minimum(reasoning, b), reasoning)
+    quality = np.clip(0.55 + 0.4 * (1 - np.exp(-effective / (1500 + 5000 * difficulty))) - 0.15 * difficulty
+                      + rng.normal(0, 0.08, n), 0, 1).astype(np.float32)
+    has_quality = llm & (rng.random(n) < 0.4)
+    status = np.where(rng.random(n) < 0.01, "error", "ok")
+
+    attempt_request = np.where(escalated[trace_of], 0, attempt)
+    request_ids = pc.binary_join_element_wise(trace_ids, pc.cast(pa.array(attempt_request), pa.string()), "-")
+    request_ids = pc.if_else(pa.array(llm), request_ids, pa.scalar("", pa.string()))
+
+    model_names = pa.array(np.where(llm, models[midx], ""), pa.string())
+    provider_names = pa.array(np.where(llm, providers[midx], ""), pa.string())
+    names = pa.array(np.where(is_root, "handle_request", np.where(is_tool, "tool.search", "chat")), pa.string())
+    names = pc.if_else(pa.array(llm), pc.binary_join_element_wise(names, model_names, " "), names)
+    service_names = pa.array(np.array(SERVICES, dtype=object)[service][trace_of], pa.string())
+    environment = pa.array(np.where(rng.random(n) < 0.9, "production", "staging"), pa.string())
+    task_names = pa.array(np.array(TASKS, dtype=object)[task][trace_of], pa.string())
+    users = labelled("user-", user[trace_of])
+    sessions = labelled("sess-", session[trace_of])
+
+    keys = pa.array(np.tile(np.array(["gen_ai.system", "gen_ai.operation.name", "http.route"], dtype=object), n),
+                    pa.string())
+    values = pa.array(np.column_stack([np.where(llm, providers[midx], ""), np.where(llm, "chat", ""),
+                                       np.full(n, "/v1/answer", dtype=object)]).ravel(), pa.string())
+    attributes = pa.MapArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * 3), keys, values)
+    resource = pa.MapArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32)),
+                                       pa.array(np.full(n, "service.name", dtype=object), pa.string()), service_names)
+    empty = pa.array(np.full(n, "", dtype=object), pa.string())
+    zeros_u32 = pa.array(np.zeros(n, dtype=np.uint32))
+    columns: dict[str, Any] = {
+        "project_id": pa.array(np.full(n, project_id, dtype=np.uint32)),
+        "trace_id": trace_ids, "span_id": span_ids, "parent_span_id": parents, "name": names,
+        "kind": pa.array(np.where(is_root, "server", np.where(llm, "client", "internal")), pa.string()),
+        "start_time": pa.array(start_ns, pa.timestamp("ns", tz="UTC")), "duration_ns": pa.array(duration_ns),
+        "status": pa.array(status, pa.string()), "status_message": empty, "service": service_names,
+        "environment": environment, "instrumentation": pa.array(np.full(n, "bench", dtype=object), pa.string()),
+        "provider": provider_names, "model": model_names, "request_model": model_names,
+        "operation": pa.array(np.where(llm, "chat", ""), pa.string()),
+        "task_type": pc.if_else(pa.array(llm), task_names, pa.scalar("", pa.string())),
+        "tier": pa.array(np.where(llm, tiers[midx], 0).astype(np.uint8)),
+        "user_id": users, "session_id": sessions, "request_id": request_ids, "response_id": empty,
+        "thinking_budget": pa.array(np.where(llm, b, 0).astype(np.uint32)),
+        "reasoning_effort": empty, "ttft_ms": pa.array(ttft),
+        "input_tokens": pa.array(input_tokens.astype(np.uint64)),
+        "cache_read_tokens": pa.array(cache_read.astype(np.uint64)),
+        "cache_write_tokens": pa.array(cache_write.astype(np.uint64)),
+        "output_tokens": pa.array(output_tokens.astype(np.uint64)),
+        "reasoning_tokens": pa.array(reasoning.astype(np.uint64)),
+        "reasoning_estimated": pa.array(np.zeros(n, dtype=bool)), "has_usage": pa.array(llm),
+        "counted": pa.array(llm.astype(np.uint8)),
+        "cost_input": nanos_decimal(c_input), "cost_cache_read": nanos_decimal(c_read),
+        "cost_cache_write": nanos_decimal(c_write), "cost_output_visible": nanos_decimal(c_out),
+        "cost_reasoning": nanos_decimal(c_reason), "cost_total": nanos_decimal(c_total),
+        "price_id": zeros_u32, "priced": pa.array(~unpriced),
+        "quality": pa.array(quality, mask=~has_quality), "runaway": pa.array(runaway.astype(np.uint8)),
+        "prompt_text": empty, "completion_text": empty, "attributes": attributes, "resource_attributes": resource,
+    }
+    table = pa.table(columns)
+    # ~1% of LLM spans re-sent: stored again with counted = 0 (the trace view shows them once)
+    resent = np.flatnonzero(llm & (rng.random(n) < 0.01))
+    dupes = table.take(pa.array(resent)).set_column(
+        table.schema.get_field_index("counted"), "counted", pa.array(np.zeros(len(resent), dtype=np.uint8)))
+    table = pa.concat_tables([table, dupes])
+    scored = np.flatnonzero(rng.random(traces) < 0.1)
+    scores = pa.table({
+        "project_id": pa.array(np.full(len(scored), project_id, dtype=np.uint32)),
+        "trace_id": trace_ids.take(pa.array(first[scored])),
+        "span_id": pa.array(np.full(len(scored), "", dtype=object), pa.string()),
+        "name": pa.array(np.full(len(scored), "quality", dtype=object), pa.string()),
+        "value": pa.array(rng.uniform(0.3, 1.0, len(scored))),
+        "source": pa.array(np.full(len(scored), "verifier", dtype=object), pa.string()),
+        "comment": pa.array(np.full(len(scored), "", dtype=object), pa.string()),
+        "created_at": pa.array((trace_start_ns[scored] // 1_000_000 + 60_000), pa.timestamp("ms", tz="UTC")),
+    })
+    return table, scores
+
+
+def generate(project_id: int, spans: int, chunk: int, now: datetime, seed: int = 7) -> dict[str, float]:
+    """Insert ``spans`` spans (approximately, ±1%) over the DAYS days before ``now``, oldest first."""
+    from thinkmeter import clickhouse
+
+    rng = np.random.default_rng(seed)
+    spans_per_trace = 1 + 2.05 + 0.5 + 0.0205  # root + mean LLM calls + tool + re-sent
+    traces_total = int(spans / spans_per_trace)
+    chunks = max(1, round(spans / chunk))
+    end = now.timestamp()
+    start = end - DAYS * 86400
+    stored = 0
+    started = time.perf_counter()
+    for i in range(chunks):
+        t0 = start + (end - start) * i / chunks
+        t1 = start + (end - start) * (i + 1) / chunks
+        table, scores = chunk_table(rng, project_id, traces_total // chunks, t0, t1)
+        stored += clickhouse.insert("spans", table, tag="bench.generate", project=project_id)
+        clickhouse.insert("scores", scores, tag="bench.generate", project=project_id)
+        print(f"chunk {i + 1}/{chunks}: {stored:,} spans", file=sys.stderr)
+    return {"spans": stored, "insert_s": round(time.perf_counter() - started, 1)}
