@@ -33,6 +33,7 @@ PARTS_SELECT = ",\n    ".join(f"toFloat64({expr}) AS {name}" for name, expr in P
 HOURLY_DIMENSIONS = {"service", "environment", "provider", "model", "operation", "task_type", "tier"}
 BUCKETS = {"hour": "toStartOfHour({col})", "day": "toStartOfDay({col})", "week": "toMonday({col})"}
 RUNAWAY_MULTIPLE = 1.0
+TS = "DateTime64(3, 'UTC')"
 
 
 @dataclass(frozen=True)
@@ -46,32 +47,29 @@ class Scope:
         return any(c not in HOURLY_DIMENSIONS for c in [*self.pf.column_filters, *extra_columns])
 
     def where(self, table: str, *, start: datetime | None = None, end: datetime | None = None,
-              filters: dict[str, str] | None = None) -> tuple[str, dict[str, Any]]:
-        start = start or self.pf.start
-        end = end or self.pf.end
-        params: dict[str, Any] = {"start": _naive(start), "end": _naive(end)}
+              filters: dict[str, str] | None = None, alias: str = "") -> tuple[str, dict[str, Any]]:
+        """Conditions for ``table`` (``usage_hourly``, ``usage_daily_users``, ``spans`` or
+        ``spans_counted``: spans with ``counted = 1``) and their bound parameters."""
+        a = f"{alias}." if alias else ""
+        params: dict[str, Any] = {"start": start or self.pf.start, "end": end or self.pf.end}
+        clauses = [f"{a}project_id IN {PROJECT_PARAM}"]
         if table == "usage_hourly":
-            clauses = [f"project_id IN {PROJECT_PARAM}", "hour >= toStartOfHour({start:DateTime64(3)})",
-                       "hour < {end:DateTime64(3)}"]
+            clauses += [f"{a}hour >= toStartOfHour({{start:{TS}}})", f"{a}hour < {{end:{TS}}}"]
+        elif table == "usage_daily_users":
+            clauses += [f"{a}day >= toDate({{start:{TS}}})", f"{a}day <= toDate({{end:{TS}}} - INTERVAL 1 SECOND)"]
         else:
-            clauses = [f"project_id IN {PROJECT_PARAM}", "start_time >= {start:DateTime64(3)}",
-                       "start_time < {end:DateTime64(3)}"]
+            clauses += [f"{a}start_time >= {{start:{TS}}}", f"{a}start_time < {{end:{TS}}}"]
             if table == "spans_counted":
-                clauses.append("counted = 1")
+                clauses.append(f"{a}counted = 1")
         for column, value in (self.pf.column_filters if filters is None else filters).items():
             key = f"f_{column}"
             if column == "tier":
-                clauses.append(f"tier = {{{key}:UInt8}}")
+                clauses.append(f"{a}tier = {{{key}:UInt8}}")
                 params[key] = int(value)
             else:
-                clauses.append(f"{column} = {{{key}:String}}")
+                clauses.append(f"{a}{column} = {{{key}:String}}")
                 params[key] = value
         return " AND ".join(clauses), params
-
-
-def _naive(moment: datetime) -> datetime:
-    """UTC wall time without tzinfo (how both transports bind DateTime64 parameters)."""
-    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def _df(sql: str, params: dict[str, Any], ids: Sequence[int], tag: str) -> pd.DataFrame:
@@ -230,20 +228,16 @@ def month_spend(ids: Sequence[int], pf: PageFilters, now: datetime) -> MonthSpen
 def top_users(ids: Sequence[int], pf: PageFilters, limit: int = 15) -> pd.DataFrame:
     """Columns: user_id, requests, reasoning_tokens, cost_total — from the daily user rollup."""
     scope = Scope(ids, pf)
-    filters = pf.column_filters
-    if set(filters) <= {"user_id", "task_type", "tier", "model"}:
-        where, params = scope.where("spans", start=pf.start, end=pf.end)
-        where = where.replace("start_time >= {start:DateTime64(3)}", "day >= toDate({start:DateTime64(3)})")
-        where = where.replace("start_time < {end:DateTime64(3)}", "day <= toDate({end:DateTime64(3)})")
+    if set(pf.column_filters) <= {"user_id", "task_type", "tier", "model"}:
         table, count = "usage_daily_users", "sum(requests)"
     else:
-        where, params = scope.where("spans_counted")
-        table, count = "spans", "count()"
+        table, count = "spans_counted", "count()"
+    where, params = scope.where(table)
     params["limit"] = limit
     return _df(
         f"""SELECT user_id, {count} AS requests, sum(reasoning_tokens) AS reasoning_tokens,
             toFloat64(sum(cost_total)) AS cost_total
-        FROM {table} WHERE {where} AND user_id != ''
+        FROM {_from(table) if table == "spans_counted" else table} WHERE {where} AND user_id != ''
         GROUP BY user_id ORDER BY cost_total DESC LIMIT {{limit:UInt32}}""",
         params, ids, "top_users",
     )
@@ -364,7 +358,7 @@ def runaway_traces(ids: Sequence[int], pf: PageFilters, limit: int = 25) -> list
     scope = Scope(ids, pf)
     where_h, params = scope.where("usage_hourly", filters={k: v for k, v in pf.column_filters.items()
                                                              if k in HOURLY_DIMENSIONS})
-    where_s, params_s = scope.where("spans_counted")
+    where_s, params_s = scope.where("spans_counted", alias="s")
     params.update(params_s)
     params["limit"] = limit
     params["multiple"] = RUNAWAY_MULTIPLE
@@ -378,7 +372,7 @@ def runaway_traces(ids: Sequence[int], pf: PageFilters, limit: int = 25) -> list
             s.reasoning_tokens AS reasoning_tokens, c.p95 AS p95, toFloat64(s.cost_total) AS cost_total,
             s.thinking_budget AS thinking_budget
         FROM spans AS s INNER JOIN classes AS c ON s.task_type = c.task_type AND s.tier = c.tier
-        WHERE {where_s.replace('project_id', 's.project_id').replace('start_time', 's.start_time')}
+        WHERE {where_s}
             AND s.reasoning_tokens > 0
             AND (s.runaway = 1 OR s.reasoning_tokens > c.p95 * {{multiple:Float64}})
         ORDER BY s.reasoning_tokens / greatest(c.p95, 1) DESC LIMIT {{limit:UInt32}}""",

@@ -21,6 +21,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 STATUSES = ("unset", "ok", "error")
 MAX_JSON_DEPTH = 64
+# Inflate at most this much per step: the limit is checked between steps, and memory
+# stays at the output so far (one large step would buffer its output twice).
+INFLATE_STEP = 1 << 20
 
 
 class DecodeError(ValueError):
@@ -91,7 +94,7 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
         while True:
             decompressor = zlib.decompressobj(wbits)
             while data:
-                chunk = decompressor.decompress(data, limit + 1 - size)
+                chunk = decompressor.decompress(data, min(limit + 1 - size, INFLATE_STEP))
                 size += len(chunk)
                 if size > limit:
                     raise PayloadTooLarge(f"decompressed body exceeds {limit} bytes")

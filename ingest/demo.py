@@ -1,9 +1,10 @@
 """Demo traffic for ``manage.py seed_demo``: realistic spans of LLM apps, generated deterministically.
 
-Pure: no Django, no I/O. :func:`generate` streams traces in time order (one trace at a
-time, so a million spans never sit in memory together); :func:`batches` packs whole
-traces into requests of about 512 spans and :func:`encode` turns them into an OTLP
-``ExportTraceServiceRequest`` (protobuf bytes). Sending is the command's business.
+No Django and no I/O (so it also runs in a bare subprocess, see :func:`produce`).
+:func:`generate` streams traces in time order (one trace at a time, so a million spans
+never sit in memory together); :func:`batches` packs whole traces into requests of
+about 512 spans, :func:`encode` turns them into an OTLP ``ExportTraceServiceRequest``
+(protobuf bytes) and :func:`encoded_batches` gzips them. Sending is the command's business.
 
 The traffic model, in short:
 
@@ -33,6 +34,7 @@ runs at different times never collide.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import random
@@ -804,15 +806,50 @@ class Totals:
     requests: int = 0
     bytes: int = 0
     rejected: int = 0
-    first_ns: int = 0
-    last_ns: int = 0
 
-    def add(self, batch: Sequence[Trace]) -> None:
-        for trace in batch:
-            self.spans += len(trace.spans)
-            self.traces += 1
-            self.llm_calls += trace.llm_calls
-            self.runaways += trace.runaway
-            start = trace.spans[0].start_ns
-            self.first_ns = min(self.first_ns, start) if self.first_ns else start
-            self.last_ns = max(self.last_ns, start)
+    def add(self, item: Encoded, rejected: int = 0) -> None:
+        self.spans += item.spans
+        self.traces += item.traces
+        self.llm_calls += item.llm_calls
+        self.runaways += item.runaways
+        self.requests += 1
+        self.bytes += len(item.body)
+        self.rejected += rejected
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """One request body (gzip'd ExportTraceServiceRequest) and what it holds."""
+
+    body: bytes
+    spans: int
+    traces: int
+    llm_calls: int
+    runaways: int
+
+
+def encoded_batches(spans: int, days: float, seed: int, end: datetime, batch_spans: int = 512) -> Iterator[Encoded]:
+    """The whole run as ready-to-send request bodies, generated lazily."""
+    for batch in batches(generate(spans, days, seed, end), batch_spans):
+        yield Encoded(
+            body=gzip.compress(encode(batch), compresslevel=1),
+            spans=sum(len(t.spans) for t in batch),
+            traces=len(batch),
+            llm_calls=sum(t.llm_calls for t in batch),
+            runaways=sum(t.runaway for t in batch),
+        )
+
+
+def produce(out: Any, spans: int, days: float, seed: int, end: datetime, batch_spans: int) -> None:
+    """Entry point of the generator subprocess: put every :class:`Encoded` on ``out``, then None.
+
+    Generating and encoding in a process of its own keeps it off the GIL of the process
+    that serves and sends. A failure is put on the queue as its text.
+    """
+    try:
+        for item in encoded_batches(spans, days, seed, end, batch_spans):
+            out.put(item)
+    except BaseException as exc:  # noqa: BLE001 - reported by the parent
+        out.put(f"{type(exc).__name__}: {exc}")
+        return
+    out.put(None)

@@ -207,9 +207,29 @@ def start_receiver(address: str, workers: int = DEFAULT_WORKERS) -> RunningRecei
     return RunningReceiver(server, _host(address), port)
 
 
+_started: list[grpc.Server] = []
+_started_lock = threading.Lock()
+
+
 def start_grpc_server(address: str) -> grpc.Server:
-    """Start the receiver on ``address`` on background threads; return the running server."""
-    return start_receiver(address).server
+    """Start the receiver on ``address`` on background threads; return the running server.
+
+    grpcio stops a server once nothing references it, so the server is also kept here:
+    a caller may drop the returned object and it keeps serving until
+    :func:`stop_grpc_servers` (or ``server.stop``).
+    """
+    server = start_receiver(address).server
+    with _started_lock:
+        _started.append(server)
+    return server
+
+
+def stop_grpc_servers(grace_s: float | None = None) -> None:
+    """Stop every server :func:`start_grpc_server` started, letting in-flight RPCs finish for ``grace_s``."""
+    with _started_lock:
+        servers, _started[:] = list(_started), []
+    for server in servers:
+        server.stop(grace_s).wait()
 
 
 def serve_forever(

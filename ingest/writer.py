@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -28,6 +29,27 @@ log = logging.getLogger(__name__)
 MAX_FLUSH_ROWS = 100_000
 WAIT_TIMEOUT_S = 120.0
 COUNTED = COLUMNS.index("counted")
+
+
+BeforeInsert = Callable[[int, pa.Table], pa.Table]
+AfterInsert = Callable[[int, pa.Table], None]
+
+
+@dataclass
+class Hooks:
+    """Extension points for other apps (the alert engine marks runaway spans here).
+
+    ``before_insert`` functions may return a changed table (same schema); ``after_insert``
+    functions see what was stored. Both run on the writer thread: keep them fast (no I/O
+    beyond in-memory caches; hand slow work to a task). A failing hook is logged and
+    skipped: it never loses spans.
+    """
+
+    before_insert: list[BeforeInsert] = field(default_factory=list)
+    after_insert: list[AfterInsert] = field(default_factory=list)
+
+
+hooks = Hooks()
 
 
 @dataclass
@@ -129,6 +151,11 @@ class Writer:
             responses |= spans_store.counted_responses(project_id, [r for _, r in response_keys], low, high)
         flags = dedup.counted_flags(trace_ids, span_ids, parent_ids, has_usage, response_keys, stored, responses)
         table = table.set_column(COUNTED, "counted", pa.array(flags, pa.uint8()))
+        for before in hooks.before_insert:
+            try:
+                table = before(project_id, table)
+            except Exception:
+                log.exception("before_insert hook %s failed; spans stored without it", before)
         dedup_done = time.perf_counter()
         spans_store.insert(project_id, table)
         recent.index.add(project_id, trace_ids, span_ids, parent_ids, has_usage, flags, response_keys)
@@ -137,6 +164,11 @@ class Writer:
         metrics.INGEST_STAGE_SECONDS.labels("insert").inc(finished - dedup_done)
         metrics.INSERT_SECONDS.observe(finished - dedup_done)
         metrics.SPANS_STORED.inc(table.num_rows)
+        for after in hooks.after_insert:
+            try:
+                after(project_id, table)
+            except Exception:
+                log.exception("after_insert hook %s failed", after)
         offset = 0
         for submission in submissions:
             n = submission.table.num_rows

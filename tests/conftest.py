@@ -69,9 +69,8 @@ def clickhouse_tables() -> list[str]:
 @pytest.fixture
 def ch() -> ModuleType:
     """The ClickHouse module, with every data table emptied."""
-    from thinkmeter import clickhouse
-
     from ingest import recent
+    from thinkmeter import clickhouse
 
     for table in clickhouse_tables():
         clickhouse.execute(f"TRUNCATE TABLE {table}", tag="tests.truncate", system=True)

@@ -18,7 +18,7 @@ VAR_DIR = BASE_DIR / "var"
 
 # Every environment variable the settings read, with its meaning (the README table mirrors it).
 ENVIRONMENT_VARIABLES: dict[str, str] = {
-    "DJANGO_SECRET_KEY": "secret key; required when DJANGO_DEBUG is off",
+    "DJANGO_SECRET_KEY": "secret key (default: a random key generated once into var/secret_key)",
     "DJANGO_DEBUG": "1 for development error pages (default 0)",
     "DJANGO_ALLOWED_HOSTS": "comma-separated host names served (default 127.0.0.1,localhost)",
     "DJANGO_CSRF_TRUSTED_ORIGINS": "comma-separated origins trusted for CSRF behind a proxy",
@@ -49,7 +49,22 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 DEBUG = env("DJANGO_DEBUG", "0").lower() in {"1", "true", "yes"}
-SECRET_KEY = env("DJANGO_SECRET_KEY") or "embedded-insecure-key-set-DJANGO_SECRET_KEY-in-production"
+def _secret_key() -> str:
+    """DJANGO_SECRET_KEY, else (embedded mode) a random key generated once and kept in var/."""
+    configured = env("DJANGO_SECRET_KEY")
+    if configured:
+        return configured
+    import secrets
+
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
@@ -70,6 +85,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "thinkmeter.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -120,6 +136,10 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+# Static files (including plotly.js) are served by the project itself, from the app
+# directories, in every mode: no CDN and no collectstatic step needed.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # The OTLP receivers read the raw body themselves and enforce their own 64 MiB limit
 # (decompressed), so Django's form-body cap must not cut the body first.

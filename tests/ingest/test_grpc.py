@@ -6,6 +6,7 @@ use transactional DB access: the server's worker threads have their own connecti
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import signal
@@ -45,6 +46,7 @@ from ingest.grpc_server import (
     serve_forever,
     start_grpc_server,
     start_receiver,
+    stop_grpc_servers,
 )
 from tests.ingest.otlp_builders import make_request, new_span_id, span_dict
 
@@ -408,7 +410,8 @@ def test_start_grpc_server_serves_and_a_taken_port_is_a_clear_error(
     project: Any, project_key: str, ch: ModuleType
 ) -> None:
     port = free_port()
-    server = start_grpc_server(f"127.0.0.1:{port}")
+    start_grpc_server(f"127.0.0.1:{port}")  # `manage.py serve` drops the returned server, too
+    gc.collect()  # grpcio stops a server that nothing references
     try:
         with pytest.raises(BindError, match=f"cannot listen for OTLP/gRPC on 127.0.0.1:{port}"):
             start_receiver(f"127.0.0.1:{port}")
@@ -417,7 +420,7 @@ def test_start_grpc_server_serves_and_a_taken_port_is_a_clear_error(
         )
         assert client.export(llm_spans(2)) is SpanExportResult.SUCCESS
     finally:
-        server.stop(0).wait()
+        stop_grpc_servers(0)
     assert totals(ch, project.pk)["rows"] == 2
 
 
@@ -527,3 +530,32 @@ def test_otlp_grpc_command_in_a_second_embedded_process_exits_with_a_clear_error
     assert second.returncode == 2, (second.stdout, second.stderr)
     assert "cannot open the embedded ClickHouse store" in second.stderr
     assert "listening" not in second.stdout
+
+
+# --- the key checks are shared with OTLP/HTTP (ingest.receiver) -------------------------
+
+
+def test_http_receiver_answers_key_failures_through_the_shared_check(
+    client: Any, project: Any, project_key: str, settings: Any
+) -> None:
+    from thinkmeter.models import ApiKey
+
+    body = usage_request().SerializeToString()
+
+    def post(key: str | None) -> Any:
+        headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+        return client.post("/v1/traces", body, content_type="application/x-protobuf", headers=headers)
+
+    revoked, revoked_secret = ApiKey.issue(project, name="revoked")
+    revoked.revoke()
+    _, read_only = ApiKey.issue(project, ("read",), name="read only")
+    for key, status, text in ((None, 401, "missing API key"), (revoked_secret, 401, "invalid or revoked"),
+                              (read_only, 403, "ingest scope")):
+        response = post(key)
+        assert response.status_code == status
+        assert text in status_pb2.Status.FromString(response.content).message
+        assert ("WWW-Authenticate" in response) is (status == 401)
+    settings.OTLP_RATE_LIMIT_PER_SECOND = 0.2
+    assert post(project_key).status_code == 200
+    limited = post(project_key)
+    assert limited.status_code == 429 and limited["Retry-After"] == "5"

@@ -17,10 +17,12 @@ Progress goes to stderr; one summary line goes to stdout.
 
 from __future__ import annotations
 
-import gzip
+import logging
+import multiprocessing
 import queue
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -175,10 +177,45 @@ class Outcome:
     elapsed: float
 
 
-def send_all(sender: Sender, traffic: Any, concurrency: int, progress: Progress, batch_spans: int) -> Outcome:
-    """Generate, encode and send batches with ``concurrency`` requests in flight (bounded memory)."""
+def generated(spans: int, days: int, seed: int, end: datetime, batch_spans: int, inline: bool) -> Iterator[demo.Encoded]:
+    """Encoded request bodies, made by a spawned helper process (or here, with ``inline``).
+
+    The helper keeps generation off this process's GIL, which the in-process server and
+    the senders need; the queue between them is bounded, so memory stays flat.
+    """
+    if inline:
+        yield from demo.encoded_batches(spans, days, seed, end, batch_spans)
+        return
+    context = multiprocessing.get_context("spawn")
+    out: Any = context.Queue(maxsize=8)
+    process = context.Process(target=demo.produce, args=(out, spans, days, seed, end, batch_spans),
+                              name="seed-demo-generator", daemon=True)
+    process.start()
+    try:
+        while True:
+            try:
+                item = out.get(timeout=1.0)
+            except queue.Empty:
+                if not process.is_alive():
+                    raise SendError(f"the traffic generator process exited with code {process.exitcode}") from None
+                continue
+            if item is None:
+                return
+            if isinstance(item, str):
+                raise SendError(f"the traffic generator failed: {item}")
+            yield item
+    finally:
+        if process.is_alive():
+            process.terminate()
+        process.join(timeout=10)
+        out.close()
+        out.cancel_join_thread()
+
+
+def send_all(sender: Sender, bodies: Iterable[demo.Encoded], concurrency: int, progress: Progress) -> Outcome:
+    """Send the bodies with ``concurrency`` requests in flight; stop at the first batch that fails for good."""
     totals = demo.Totals()
-    work: queue.Queue[tuple[bytes, int] | None] = queue.Queue(maxsize=concurrency * 2)
+    work: queue.Queue[demo.Encoded | None] = queue.Queue(maxsize=concurrency)
     errors: list[BaseException] = []
     lock = threading.Lock()
 
@@ -189,30 +226,24 @@ def send_all(sender: Sender, traffic: Any, concurrency: int, progress: Progress,
                 return
             if errors:
                 continue  # drain after a failure
-            body, spans = item
             try:
-                rejected = sender.post(body)
+                rejected = sender.post(item.body)
             except BaseException as exc:  # noqa: BLE001 - reported by the main thread
                 errors.append(exc)
                 continue
             with lock:
-                totals.requests += 1
-                totals.rejected += rejected
-            progress.advance(spans)
+                totals.add(item, rejected)
+            progress.advance(item.spans)
 
     threads = [threading.Thread(target=worker, name=f"seed-demo-sender-{i}", daemon=True) for i in range(concurrency)]
     for thread in threads:
         thread.start()
     started = time.perf_counter()
     try:
-        for batch in demo.batches(traffic, batch_spans):
+        for item in bodies:
             if errors:
                 break
-            body = gzip.compress(demo.encode(batch), compresslevel=1)
-            with lock:
-                totals.add(batch)
-                totals.bytes += len(body)
-            work.put((body, sum(len(t.spans) for t in batch)))
+            work.put(item)
     finally:
         for _ in threads:
             work.put(None)
@@ -251,6 +282,8 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=42, help="random seed (same seed, same traffic shape)")
         parser.add_argument("--concurrency", type=int, default=4, help="requests in flight (default 4)")
         parser.add_argument("--batch-spans", type=int, default=512, help="spans per request (default 512)")
+        parser.add_argument("--inline", action="store_true",
+                            help="generate the traffic in this process rather than in a helper process")
 
     def handle(self, *args: Any, **options: Any) -> None:
         days, spans = options["days"], options["spans"]
@@ -269,6 +302,7 @@ class Command(BaseCommand):
         if url is not None and not url.startswith(("http://", "https://")):
             raise CommandError(f"--url must start with http:// or https://, not {url!r}")
 
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
         project = self._project(options["project"], key, create=url is None)
         if url is None:
             self._check_store()
@@ -296,9 +330,9 @@ class Command(BaseCommand):
         since_ms = int(time.time() * 1000) - 1000
         sender = Sender(url, key, concurrency)
         progress = Progress(self.stderr, spans, live=self.stderr.isatty())
-        traffic = demo.generate(spans, days, options["seed"], datetime.now(UTC))
+        bodies = generated(spans, days, options["seed"], datetime.now(UTC), batch_spans, options["inline"])
         try:
-            outcome = send_all(sender, traffic, concurrency, progress, batch_spans)
+            outcome = send_all(sender, bodies, concurrency, progress)
         except SendError as exc:
             raise CommandError(f"seed_demo stopped: {exc}") from exc
         finally:

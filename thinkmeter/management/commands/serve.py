@@ -3,7 +3,7 @@
 Waitress (a multi-threaded WSGI server) in this one process. In embedded mode the same
 process also runs the OTLP/gRPC receiver (``THINKMETER_GRPC_PORT``, 0 to disable), the
 in-process task worker and the periodic scheduler, because chdb allows one process.
-Static files are served by the project (no CDN), through Django's static handler.
+Static files are served by the project (no CDN), through WhiteNoise.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import sys
 from typing import Any
 
 from django.conf import settings
-from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.core.management.base import BaseCommand, CommandParser
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,7 @@ class Command(BaseCommand):
         )
         try:
             serve(
-                StaticFilesHandler(application),
+                application,
                 host=options["host"],
                 port=options["port"],
                 threads=options["threads"],
