@@ -243,3 +243,153 @@ def generate(project_id: int, spans: int, chunk: int, now: datetime, seed: int =
         clickhouse.insert("scores", scores, tag="bench.generate", project=project_id)
         print(f"chunk {i + 1}/{chunks}: {stored:,} spans", file=sys.stderr)
     return {"spans": stored, "insert_s": round(time.perf_counter() - started, 1)}
+
+
+# ---------------------------------------------------------------- measuring
+
+def setup_django(store: Path) -> None:
+    """Point the settings at the bench store (before Django reads them) and migrate both databases."""
+    os.environ["CLICKHOUSE_URL"] = f"chdb://{store / 'clickhouse'}"
+    os.environ["DATABASE_URL"] = f"sqlite:///{store / 'django.sqlite3'}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "thinkmeter.settings")
+    os.environ.setdefault("THINKMETER_LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from thinkmeter.clickhouse import schema
+
+    schema.migrate(schema.context_from_settings())
+
+
+def timed(fn: Callable[[], Any], runs: int) -> dict[str, float]:
+    fn()  # warm-up (first use of a connection, caches)
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return {"p50_ms": round(float(np.percentile(samples, 50)), 1), "p95_ms": round(float(np.percentile(samples, 95)), 1),
+            "max_ms": round(max(samples), 1)}
+
+
+def page_queries(ids: list[int], start: datetime, end: datetime) -> dict[str, dict[str, Callable[[], Any]]]:
+    """Each page's data queries (dashboards.queries), as the pages call them for a 30-day view."""
+    from dashboards import queries as q
+
+    trace_search = q.TraceSearch(ids, start, end)
+    first_trace: dict[str, str] = {}
+
+    def trace_page() -> Any:
+        found = q.search_traces(trace_search)
+        first_trace["id"] = found["traces"][0]["trace_id"]
+        return found
+
+    return {
+        "finance": {
+            "spend_over_time": lambda: q.spend_over_time(ids, start, end, "day"),
+            "spend_by_project": lambda: q.spend_by(ids, start, end, "project"),
+            "spend_by_tier": lambda: q.spend_by(ids, start, end, "tier"),
+            "spend_by_model": lambda: q.spend_by(ids, start, end, "model"),
+            "spend_by_task_type": lambda: q.spend_by(ids, start, end, "task_type"),
+            "mtd_spend_and_daily": lambda: q.mtd_spend_and_daily(ids, now=end),
+            "reasoning_share": lambda: q.reasoning_share(ids, start, end),
+            "top_users": lambda: q.top_users(ids, start, end),
+        },
+        "engineering": {
+            "reasoning_distribution": lambda: q.reasoning_distribution(ids, start, end),
+            "latency_by_tier": lambda: q.latency_by_tier(ids, start, end),
+            "escalation_rate_by_task_type": lambda: q.escalation_rate_by_task_type(ids, start, end),
+            "quality_vs_reasoning": lambda: q.quality_vs_reasoning(ids, start, end),
+            "budget_vs_used": lambda: q.budget_vs_used(ids, start, end),
+            "runaway_traces": lambda: q.runaway_traces(ids, start, end),
+        },
+        "traces": {
+            "search_traces": trace_page,
+            "search_traces_filtered": lambda: q.search_traces(q.TraceSearch(
+                ids, start, end, filters={"model": ["o3"]}, min_reasoning_tokens=5000)),
+            "trace_detail": lambda: q.trace_detail(ids, first_trace["id"], include_text=True),
+        },
+        "prices": {
+            "unpriced_models": lambda: q.unpriced_models(ids, start, end),
+        },
+        "budgets_api": {
+            "budget_stats_7d": lambda: q.budget_stats(ids, 7, now=end),
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--spans", type=int, default=10_000_000)
+    parser.add_argument("--store", type=Path, default=Path("/tmp/bench-store"))
+    parser.add_argument("--chunk", type=int, default=500_000)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--regenerate", action="store_true")
+    parser.add_argument("--only", default="", help="comma-separated page names to measure (default: all)")
+    args = parser.parse_args()
+
+    store: Path = args.store.resolve()
+    marker = store / "bench.json"
+    info = json.loads(marker.read_text()) if marker.exists() else {}
+    if args.regenerate or info.get("requested_spans") != args.spans:
+        shutil.rmtree(store, ignore_errors=True)
+        info = {}
+    store.mkdir(parents=True, exist_ok=True)
+    setup_django(store)
+
+    from django.test import Client
+
+    from thinkmeter import clickhouse
+    from thinkmeter.models import SCOPES, ApiKey, Organization, Project
+
+    org, _ = Organization.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+    project, _ = Project.objects.get_or_create(slug="bench", defaults={"organization": org, "name": "Bench"})
+    if not info:
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        generated = generate(project.pk, args.spans, args.chunk, now)
+        info = {"requested_spans": args.spans, "now": now.isoformat(), **generated}
+        marker.write_text(json.dumps(info))
+    end = datetime.fromisoformat(info["now"])
+    start = end - timedelta(days=DAYS)
+    ids = [project.pk]
+    counts = clickhouse.execute(
+        "SELECT (SELECT count() FROM spans WHERE project_id IN {project_ids:Array(UInt32)}) AS spans, "
+        "(SELECT count() FROM usage_hourly WHERE project_id IN {project_ids:Array(UInt32)}) AS hourly_rows, "
+        "(SELECT count() FROM usage_daily_users WHERE project_id IN {project_ids:Array(UInt32)}) AS user_rows",
+        tag="bench.counts", projects=ids)[0]
+
+    _, secret = ApiKey.issue(project, SCOPES, name="bench")
+    client = Client()
+    url = f"/api/v1/usage?group_by=task_type,tier&from={start.isoformat()}&to={end.isoformat()}".replace("+", "%2B")
+
+    def usage_api() -> None:
+        response = client.get(url, HTTP_AUTHORIZATION=f"Bearer {secret}")
+        assert response.status_code == 200, response.content[:500]
+
+    only = {p for p in args.only.split(",") if p}
+    results: dict[str, Any] = {}
+    for page, queries in page_queries(ids, start, end).items():
+        if only and page not in only:
+            continue
+        per_query = {name: timed(fn, args.runs) for name, fn in queries.items()}
+        fns = list(queries.values())
+        whole = timed(lambda fns=fns: [fn() for fn in fns], max(5, args.runs // 4))  # type: ignore[misc]
+        results[page] = {"queries": per_query, "whole_page": whole,
+                         "worst_query_p95_ms": max(v["p95_ms"] for v in per_query.values())}
+    if not only or "usage_api" in only:
+        results["usage_api_group_by_task_type_tier_30d"] = timed(usage_api, args.runs)
+    load = os.getloadavg()
+    print(json.dumps({
+        "store": str(store), "spans": counts["spans"], "rollup_rows": {"usage_hourly": counts["hourly_rows"],
+                                                                       "usage_daily_users": counts["user_rows"]},
+        "generated": info, "runs": args.runs, "cpu_count": os.cpu_count(), "load_avg_1m": round(load[0], 2),
+        "targets": {"page_query_p95_ms": 500, "usage_api_p95_ms": 300},
+        "results": results,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

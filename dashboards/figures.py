@@ -155,7 +155,7 @@ def spend_over_time(df: pd.DataFrame, *, interval: str = "day") -> go.Figure:
             hovertemplate=f"%{{x|{fmt}}}<br>{label}: %{{y:$,.4f}}<extra></extra>",
         ))
     base_layout(fig)
-    fig.update_layout(barmode="stack", bargap=0.15, hovermode="x unified")
+    fig.update_layout(barmode="stack", bargap=0.15, hovermode="x unified", legend_traceorder="normal")
     return fig
 
 
@@ -185,7 +185,7 @@ def spend_by(df: pd.DataFrame, *, label_column: str = "label", max_bars: int = 1
     base_layout(fig, height=max(180, 60 + 28 * len(labels)), money_axis="x")
     top = float(frame["_total"].max()) if len(frame) else 0.0
     fig.update_xaxes(range=[0, top * 1.22 if top > 0 else 1])
-    fig.update_layout(barmode="stack", bargap=0.3)
+    fig.update_layout(barmode="stack", bargap=0.3, legend_traceorder="normal")
     return fig
 
 
@@ -198,13 +198,14 @@ def cost_parts_donut(parts: dict[str, float]) -> go.Figure:
     fig = go.Figure(go.Pie(
         labels=[label for _, label, _ in PARTS], values=values, hole=0.62, sort=False,
         marker={"colors": [color for _, _, color in PARTS], "line": {"color": "#fff", "width": 2}},
-        textinfo="percent", hovertemplate="%{label}: %{value:$,.4f} (%{percent})<extra></extra>",
+        textinfo="percent", textposition="inside", insidetextorientation="horizontal",
+        hovertemplate="%{label}: %{value:$,.4f} (%{percent})<extra></extra>",
     ))
     share = values[3] / total
     fig.add_annotation(text=f"<b>{share:.0%}</b><br><span style='font-size:11px'>reasoning</span>",
                        showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 20})
     base_layout(fig, height=280, money_axis=None)
-    fig.update_layout(margin={"l": 8, "r": 8, "t": 36, "b": 8})
+    fig.update_layout(margin={"l": 8, "r": 8, "t": 36, "b": 8}, uniformtext={"minsize": 10, "mode": "hide"})
     return fig
 
 
@@ -247,10 +248,12 @@ def top_users(df: pd.DataFrame) -> go.Figure:
 
 
 def reasoning_distribution(df: pd.DataFrame) -> go.Figure:
-    """Reasoning tokens per task class as box plots from quantiles, with a p95 marker each.
+    """Reasoning tokens per task class as quantile bars, with the p95 (runaway threshold) marked.
 
-    Columns: ``task_class`` and ``p50``, ``p90``, ``p95``, ``p99`` (reasoning tokens);
-    optional ``p25``/``p75``/``min``/``max`` tighten the boxes when present.
+    Columns: ``task_class`` and ``p50``, ``p90``, ``p95``, ``p99`` (reasoning tokens). Each
+    class gets a thin line from 0 to p99, a thick bar from p50 to p90, a dot at the median
+    and a red tick at p95. The axis stops a little past the largest p95, so one class's
+    long tail does not flatten the others (hovering shows every quantile).
     """
     if df.empty:
         return empty_figure()
@@ -260,31 +263,41 @@ def reasoning_distribution(df: pd.DataFrame) -> go.Figure:
     p90 = _floats(frame["p90"])
     p95 = _floats(frame["p95"])
     p99 = _floats(frame["p99"])
-    q1 = _floats(frame["p25"]) if "p25" in frame else [v / 2 for v in p50]
-    q3 = _floats(frame["p75"]) if "p75" in frame else [(a + b) / 2 for a, b in zip(p50, p90, strict=True)]
-    low = _floats(frame["min"]) if "min" in frame else [0.0] * len(labels)
-    high = _floats(frame["max"]) if "max" in frame else p99
+    quantiles = list(zip(p50, p90, p95, p99, strict=True))
+    hover = ("%{y}<br>p50 %{customdata[0]:,.0f} · p90 %{customdata[1]:,.0f} · "
+             "<b>p95 %{customdata[2]:,.0f}</b> · p99 %{customdata[3]:,.0f}<extra></extra>")
     fig = go.Figure()
-    fig.add_trace(go.Box(
-        y=labels, q1=q1, median=p50, q3=q3, lowerfence=low, upperfence=high, orientation="h",
-        name="Reasoning tokens", marker={"color": "#6366f1"}, fillcolor="rgba(99,102,241,0.25)",
-        line={"color": "#6366f1"}, hoverinfo="y+x",
+    line_x: list[float | None] = []
+    line_y: list[str | None] = []
+    for label, top in zip(labels, p99, strict=True):
+        line_x += [0.0, top, None]
+        line_y += [label, label, None]
+    fig.add_trace(go.Scatter(x=line_x, y=line_y, mode="lines", line={"color": "#c7d2fe", "width": 2},
+                             name="0 – p99", hoverinfo="skip"))
+    fig.add_trace(go.Bar(
+        y=labels, x=[b - a for a, b in zip(p50, p90, strict=True)], base=p50, orientation="h", width=0.5,
+        marker={"color": "rgba(99,102,241,0.35)", "line": {"color": "#6366f1", "width": 1}}, name="p50 – p90",
+        customdata=quantiles, hovertemplate=hover,
+    ))
+    fig.add_trace(go.Scatter(
+        y=labels, x=p50, mode="markers", name="median", marker={"color": "#3730a3", "size": 7},
+        customdata=quantiles, hovertemplate=hover,
     ))
     fig.add_trace(go.Scatter(
         y=labels, x=p95, mode="markers", name="p95 (runaway threshold)",
-        marker={"symbol": "line-ns", "size": 22, "line": {"width": 3, "color": "#ef4444"}},
-        customdata=list(zip(p50, p90, p99, strict=True)),
-        hovertemplate="%{y}<br>p50 %{customdata[0]:,.0f} · p90 %{customdata[1]:,.0f} · "
-                      "<b>p95 %{x:,.0f}</b> · p99 %{customdata[2]:,.0f}<extra></extra>",
+        marker={"symbol": "line-ns", "size": 18, "line": {"width": 3, "color": "#ef4444"}},
+        customdata=quantiles, hovertemplate=hover,
     ))
-    base_layout(fig, height=max(220, 70 + 36 * len(labels)), money_axis=None)
-    fig.update_xaxes(title={"text": "reasoning tokens per request", "font": {"size": 11, "color": AXIS}},
-                     tickformat=",d", rangemode="tozero")
+    base_layout(fig, height=max(220, 80 + 30 * len(labels)), money_axis=None)
+    top = max(p95) if p95 else 0.0
+    fig.update_xaxes(title={"text": "reasoning tokens per call", "font": {"size": 11, "color": AXIS}},
+                     tickformat=",d", range=[0, top * 1.35 if top > 0 else 1])
+    fig.update_layout(legend_traceorder="normal", bargap=0.4)
     return fig
 
 
 def latency_by_tier(df: pd.DataFrame) -> go.Figure:
-    """p50/p95 latency and time to first token per tier, side by side.
+    """p50/p95 latency and time to first token per tier, side by side, in seconds.
 
     Columns: ``tier``, ``duration_p50``, ``duration_p95``, ``ttft_p50``, ``ttft_p95`` (ms).
     """
@@ -292,19 +305,23 @@ def latency_by_tier(df: pd.DataFrame) -> go.Figure:
         return empty_figure()
     frame = df.sort_values("tier")
     tiers = [f"tier {int(t)}" if int(t) else "untiered" for t in frame["tier"]]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Latency (ms)", "Time to first token (ms)"),
-                        horizontal_spacing=0.1)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Latency", "Time to first token"),
+                        horizontal_spacing=0.12)
     for col, prefix in ((1, "duration"), (2, "ttft")):
         for quantile, color in (("p50", "#6366f1"), ("p95", "#c7d2fe")):
             fig.add_trace(go.Bar(
-                x=tiers, y=_floats(frame[f"{prefix}_{quantile}"]), name=quantile, marker={"color": color},
-                legendgroup=quantile, showlegend=col == 1,
-                hovertemplate=f"%{{x}} {quantile}: %{{y:,.0f}} ms<extra></extra>",
+                x=tiers, y=[v / 1000 for v in _floats(frame[f"{prefix}_{quantile}"])], name=quantile,
+                marker={"color": color}, legendgroup=quantile, showlegend=col == 1,
+                hovertemplate=f"%{{x}} {quantile}: %{{y:,.2f}} s<extra></extra>",
             ), row=1, col=col)
     base_layout(fig, height=300, money_axis=None)
-    fig.update_layout(barmode="group", bargap=0.25, margin={"t": 56})
-    fig.update_yaxes(tickformat=",d", rangemode="tozero")
-    fig.update_annotations(font={"size": 12, "color": AXIS})
+    fig.update_layout(barmode="group", bargap=0.25, margin={"t": 44},
+                      legend={"x": 1, "xanchor": "right", "y": 1.12})
+    fig.update_yaxes(ticksuffix=" s", tickformat=",.3~g", rangemode="tozero")
+    fig.update_annotations(font={"size": 12, "color": AXIS}, x=None, xanchor="left")
+    for annotation, domain in zip(fig.layout.annotations, (fig.layout.xaxis.domain, fig.layout.xaxis2.domain),
+                                  strict=True):
+        annotation.update(x=domain[0], xanchor="left")
     return fig
 
 
@@ -359,7 +376,7 @@ def quality_frontier(df: pd.DataFrame) -> go.Figure:
         color = PALETTE[i % len(PALETTE)]
         xs = _floats(group["reasoning_tokens"])
         ys = _floats(group["quality"])
-        sizes = [8 + 22 * math.sqrt(r / max_requests) for r in _floats(group["requests"])]
+        sizes = [7 + 13 * math.sqrt(r / max_requests) for r in _floats(group["requests"])]
         fig.add_trace(go.Scatter(
             x=xs, y=ys, mode="markers", name=str(task_type), legendgroup=str(task_type),
             marker={"color": color, "size": sizes, "opacity": 0.75, "line": {"width": 1, "color": "#fff"}},
@@ -370,8 +387,9 @@ def quality_frontier(df: pd.DataFrame) -> go.Figure:
         front = pareto_frontier(list(zip(xs, ys, strict=True)))
         if len(front) > 1:
             fig.add_trace(go.Scatter(
-                x=[p[0] for p in front], y=[p[1] for p in front], mode="lines", line={"color": color, "width": 1.5},
-                legendgroup=str(task_type), showlegend=False, hoverinfo="skip", line_shape="hv",
+                x=[p[0] for p in front], y=[p[1] for p in front], mode="lines",
+                line={"color": color, "width": 1.5, "dash": "dot"},
+                legendgroup=str(task_type), showlegend=False, hoverinfo="skip",
             ))
     base_layout(fig, height=340, money_axis=None)
     fig.update_xaxes(title={"text": "mean reasoning tokens", "font": {"size": 11, "color": AXIS}}, tickformat=",d")
@@ -380,36 +398,45 @@ def quality_frontier(df: pd.DataFrame) -> go.Figure:
 
 
 def budget_vs_used(df: pd.DataFrame) -> go.Figure:
-    """Requested thinking budget against reasoning tokens used, per budget.
+    """Requested thinking budget against reasoning tokens used, one box per budget.
 
-    Columns: ``thinking_budget`` (tokens requested), ``used_p50``, ``used_p95``, ``requests``.
-    The diagonal marks full use of the budget.
+    Columns: ``thinking_budget`` and ``reasoning_tokens``, one row per call (a sample is
+    fine). Each box shows the spread of tokens used; a red dash marks the budget asked
+    for, and the hover gives how often a call used more than its budget.
     """
     if df.empty:
-        return empty_figure("No requests carried a thinking budget in this range")
-    frame = df.sort_values("thinking_budget")
-    budgets = _floats(frame["thinking_budget"])
+        return empty_figure("No calls asked for a thinking budget in this range")
     fig = go.Figure()
-    top = max(budgets + _floats(frame["used_p95"])) or 1.0
+    budgets = sorted({int(b) for b in df["thinking_budget"]})
+    labels = [f"{b:,}" for b in budgets]
+    for budget, label in zip(budgets, labels, strict=True):
+        used = _floats(df.loc[df["thinking_budget"] == budget, "reasoning_tokens"])
+        over = sum(1 for u in used if u > budget) / len(used) if used else 0.0
+        fig.add_trace(go.Box(
+            x=[label] * len(used), y=used, name=label, showlegend=False, boxpoints="outliers",
+            marker={"color": "#6366f1", "size": 4, "opacity": 0.5}, line={"color": "#6366f1", "width": 1.5},
+            fillcolor="rgba(99,102,241,0.2)",
+            hovertemplate=f"budget {label}: %{{y:,.0f}} used<extra>{len(used):,} calls, {over:.0%} over budget</extra>",
+        ))
     fig.add_trace(go.Scatter(
-        x=[0, top], y=[0, top], mode="lines", line={"color": "#d0d5dd", "dash": "dot"},
-        name="budget fully used", hoverinfo="skip",
-    ))
-    fig.add_trace(go.Scatter(
-        x=budgets, y=_floats(frame["used_p95"]), mode="lines+markers", name="p95 used",
-        line={"color": "#f59e0b"}, marker={"size": 8},
-        hovertemplate="budget %{x:,.0f}: p95 used %{y:,.0f}<extra></extra>",
-    ))
-    fig.add_trace(go.Scatter(
-        x=budgets, y=_floats(frame["used_p50"]), mode="lines+markers", name="p50 used",
-        line={"color": "#6366f1"}, marker={"size": 8}, customdata=frame["requests"],
-        hovertemplate="budget %{x:,.0f}: p50 used %{y:,.0f} (%{customdata:,} requests)<extra></extra>",
+        x=labels, y=budgets, mode="markers", name="requested budget",
+        marker={"symbol": "line-ew", "size": 44, "line": {"width": 3, "color": "#ef4444"}},
+        hovertemplate="requested %{y:,.0f}<extra></extra>",
     ))
     base_layout(fig, height=320, money_axis=None)
+    # Runaway calls can use 20× their budget: cap the axis so the boxes stay readable, and say so.
+    used_all = sorted(_floats(df["reasoning_tokens"]))
+    top = max(max(budgets) * 1.5, used_all[int(0.98 * (len(used_all) - 1))] * 1.15)
+    clipped = sum(1 for u in used_all if u > top)
+    fig.update_yaxes(range=[0, top])
+    if clipped:
+        fig.add_annotation(text=f"{clipped:,} call{'s' if clipped > 1 else ''} above the chart", showarrow=False,
+                           x=1, y=1, xref="paper", yref="paper", xanchor="right", yanchor="bottom",
+                           font={"size": 11, "color": AXIS})
     fig.update_xaxes(title={"text": "requested thinking budget (tokens)", "font": {"size": 11, "color": AXIS}},
-                     tickformat=",d", rangemode="tozero")
-    fig.update_yaxes(title={"text": "reasoning tokens used", "font": {"size": 11, "color": AXIS}},
-                     tickformat=",d", rangemode="tozero")
+                     type="category")
+    fig.update_yaxes(title={"text": "reasoning tokens used", "font": {"size": 11, "color": AXIS}}, tickformat=",d")
+    fig.update_layout(boxgap=0.45)
     return fig
 
 

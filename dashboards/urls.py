@@ -1,10 +1,11 @@
 """Dashboard routes: the pages, plotly.js served from the installed package, and the REST API."""
 
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from dashboards import views
 
 urlpatterns = [
+    path("api/v1/", include("dashboards.api_urls")),
     path("finance/", views.finance, name="finance"),
     path("finance/report/", views.finance_report, name="finance-report"),
     path("engineering/", views.engineering, name="engineering"),

@@ -118,8 +118,9 @@ class PageView:
         """Projects whose per-user figures this person may see."""
         return [p for p in self.projects if not p.hide_user_drilldown or self.roles.get(p.pk) in (Role.ENGINEER, Role.ADMIN)]
 
-    def names(self) -> dict[int, str]:
-        return {p.pk: p.name for p in self.readable}
+    def names(self) -> dict[str, str]:
+        """Project slug → name (spend by project comes back keyed by slug)."""
+        return {p.slug: p.name for p in self.readable}
 
 
 def roles_for(user: Any, projects: list[Project]) -> dict[int, str]:
@@ -179,20 +180,6 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return df.to_dict("records") if not df.empty else []
 
 
-def _label_projects(df: pd.DataFrame, names: dict[int, str]) -> pd.DataFrame:
-    if not df.empty:
-        df = df.copy()
-        df["label"] = [names.get(int(v), f"project {v}") for v in df["label"]]
-    return df
-
-
-def _label_tiers(df: pd.DataFrame) -> pd.DataFrame:
-    if not df.empty:
-        df = df.copy()
-        df["label"] = [f"tier {v}" if str(v) != "0" else "untiered" for v in df["label"]]
-    return df
-
-
 # ---------------------------------------------------------------- finance
 
 @login_required
@@ -229,16 +216,11 @@ def finance(request: HttpRequest) -> HttpResponse:
         context["mean_cost"] = totals["cost_total"] / totals["requests"] if totals.get("requests") else 0
         charts.append(chart("over_time", figures.spend_over_time(page_data.spend_over_time(ids, pf), interval=pf.interval)))
         charts.append(chart("parts", figures.cost_parts_donut(totals)))
-        by_task = page_data.spend_by(ids, pf, "task_type")
-        by = {
-            "project": _label_projects(page_data.spend_by(ids, pf, "project"), view.names()),
-            "tier": _label_tiers(page_data.spend_by(ids, pf, "tier")),
-            "model": page_data.spend_by(ids, pf, "model"),
-            "task_type": by_task,
-        }
+        by = {dimension: page_data.spend_by(ids, pf, dimension, view.names())
+              for dimension in ("project", "tier", "model", "task_type")}
         for dimension, df in by.items():
             charts.append(chart(f"by_{dimension}", figures.spend_by(df)))
-        charts.append(chart("reasoning_share", figures.reasoning_share_by(by_task)))
+        charts.append(chart("reasoning_share", figures.reasoning_share_by(by["task_type"])))
         drill = view.user_drilldown_projects()
         context["users_hidden"] = len(drill) < len(view.projects)
         if drill:
@@ -280,16 +262,11 @@ def finance_report(request: HttpRequest) -> HttpResponse:
     context["next"] = f"{end:%Y-%m}" if end <= now else ""
     context["generated"] = now
     context["budget"] = float(sum(p.monthly_budget_usd for p in view.projects))
-    report = page_data.month_report(view.ids, start, min(end, now + timedelta(hours=1))) if view.ids else {}
+    report = page_data.month_report(view.ids, start, end, view.names()) if view.ids else {}
     sections = []
     titles = {"project": "By project", "tier": "By tier", "model": "By model", "task_type": "By task type"}
     for key, title in titles.items():
-        df = report.get(key, pd.DataFrame())
-        if key == "project":
-            df = _label_projects(df, view.names())
-        elif key == "tier":
-            df = _label_tiers(df)
-        rows = _records(df)
+        rows = _records(report.get(key, pd.DataFrame()))
         total = {c: sum(float(r[c]) for r in rows) for c in
                  ("requests", "cost_input", "cost_cache", "cost_output", "cost_reasoning", "cost_total")}
         sections.append({"title": title, "rows": rows, "total": total})
@@ -304,6 +281,9 @@ def finance_report(request: HttpRequest) -> HttpResponse:
 
 # ---------------------------------------------------------------- engineering
 
+RUNAWAY_ROWS = 25
+
+
 @login_required
 def engineering(request: HttpRequest) -> HttpResponse:
     view = page_view(request)
@@ -315,19 +295,18 @@ def engineering(request: HttpRequest) -> HttpResponse:
     charts: list[Chart] = []
     if context["has_data"]:
         context["totals"] = totals
-        quantiles = page_data.reasoning_quantiles(ids, pf)
+        distribution = page_data.reasoning_distribution(ids, pf)
         latency = page_data.latency_by_tier(ids, pf)
         escalation = page_data.escalation(ids, pf)
         quality = page_data.quality_points(ids, pf)
         budget = page_data.budget_used(ids, pf)
         charts += [
-            chart("reasoning", figures.reasoning_distribution(quantiles)),
+            chart("reasoning", figures.reasoning_distribution(distribution["quantiles"])),
             chart("latency", figures.latency_by_tier(latency)),
             chart("escalation", figures.escalation_rate(escalation)),
             chart("frontier", figures.quality_frontier(quality)),
             chart("budget_used", figures.budget_vs_used(budget)),
         ]
-        context["classes"] = _records(quantiles)
         if not escalation.empty:
             total_requests = float(escalation["requests"].sum())
             context["escalation_total"] = float(escalation["escalated"].sum()) / total_requests if total_requests else 0
@@ -335,20 +314,17 @@ def engineering(request: HttpRequest) -> HttpResponse:
         engineer_projects = view.with_role(Role.ENGINEER)
         context["can_see_traces"] = bool(engineer_projects)
         if engineer_projects:
-            rows = page_data.runaway_traces([p.pk for p in engineer_projects], pf)
-            names = view.names()
-            for row in rows:
-                row["project"] = names.get(int(row["project_id"]), "")
-                row["ratio"] = float(row["reasoning_tokens"]) / float(row["p95"]) if row["p95"] else None
-            context["runaways"] = rows
+            context["runaways"] = page_data.runaway_traces([p.pk for p in engineer_projects], pf, RUNAWAY_ROWS)
+            context["runaway_more"] = len(context["runaways"]) >= RUNAWAY_ROWS
     context["charts"] = {c.id: c for c in charts}
     return render(request, "dashboards/engineering.html", context)
 
 
 # ---------------------------------------------------------------- traces
 
-TRACE_KEYS = ("min_cost", "min_reasoning", "status", "runaway", "sort", "page")
+TRACE_KEYS = ("min_cost", "min_reasoning", "status", "runaway", "page")
 PAGE_SIZE = 50
+MAX_PAGES = 2000  # the search API's offset limit is 100,000
 
 
 def _number(text: str, kind: type, errors: list[str], label: str) -> Any:
@@ -378,20 +354,15 @@ def traces(request: HttpRequest) -> HttpResponse:
     extra = pf.extra
     min_cost = _number(extra.get("min_cost", ""), float, pf.errors, "Minimum cost")
     min_reasoning = _number(extra.get("min_reasoning", ""), int, pf.errors, "Minimum reasoning tokens")
-    page = max(_number(extra.get("page", ""), int, pf.errors, "Page"), 1)
+    page = min(max(_number(extra.get("page", ""), int, pf.errors, "Page"), 1), MAX_PAGES)
     status = extra.get("status", "") if extra.get("status", "") in ("", "ok", "error") else ""
-    sort = extra.get("sort", "recent") if extra.get("sort", "recent") in page_data.TRACE_SORTS else "recent"
-    rows = page_data.search_traces(
+    rows, next_offset = page_data.search_traces(
         view.ids, pf, min_cost=min_cost, min_reasoning=min_reasoning, status=status,
-        runaway_only=extra.get("runaway") == "1", sort=sort, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE,
+        runaway=True if extra.get("runaway") == "1" else None, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
     )
-    names = view.names()
-    for row in rows:
-        row["project"] = names.get(int(row["project_id"]), "")
-        row["models"] = ", ".join(row["models"]) if row.get("models") is not None else ""
-    context["rows"] = rows[:PAGE_SIZE]
+    context["rows"] = rows
     context["page"] = page
-    context["next_qs"] = pf.querystring(page=str(page + 1)) if len(rows) > PAGE_SIZE else ""
+    context["next_qs"] = pf.querystring(page=str(page + 1)) if next_offset is not None and page < MAX_PAGES else ""
     context["prev_qs"] = pf.querystring(page=str(page - 1) if page > 2 else None) if page > 1 else ""
     context["has_any_data"] = bool(rows) or page_data.has_any_data(view.ids)
     context["extra_fields"] = [
@@ -403,9 +374,6 @@ def traces(request: HttpRequest) -> HttpResponse:
          "choices": [("", "Any"), ("ok", "OK"), ("error", "Error")]},
         {"name": "runaway", "label": "Runaway", "value": extra.get("runaway", ""),
          "choices": [("", "All traces"), ("1", "Runaway only")]},
-        {"name": "sort", "label": "Sort by", "value": sort,
-         "choices": [("recent", "Most recent"), ("cost", "Cost"), ("reasoning", "Reasoning tokens"),
-                     ("duration", "Duration")]},
     ]
     return render(request, "dashboards/traces.html", context)
 
@@ -419,25 +387,21 @@ def trace_detail(request: HttpRequest, trace_id: str) -> HttpResponse:
         return forbidden(request, "Traces show individual requests, so they need the engineer or admin role.")
     if not TRACE_ID.match(trace_id):
         raise Http404("not a trace id")
-    spans = page_data.trace_spans([p.pk for p in allowed], trace_id.lower())
-    if spans.empty:
+    found = page_data.trace([p.pk for p in allowed], trace_id, include_text=any(p.store_prompts for p in allowed))
+    if found is None:
         raise Http404("no such trace in your projects")
-    project = next(p for p in allowed if p.pk == int(spans["project_id"].iloc[0]))
-    pf = parse({"range": "30d"})
-    view = PageView(request=request, projects=[project], readable=readable, roles=roles, pf=pf)
+    detail, spans = found
+    project = next(p for p in allowed if p.slug == spans["project"].iloc[0])
+    view = PageView(request=request, projects=[project], readable=readable, roles=roles, pf=parse({}))
     context = base_context(view, "traces", filters=False)
-    counted = spans[spans["counted"] == 1]
+    counted = spans[spans["counted"]]
     context.update({
-        "trace_id": trace_id.lower(), "project": project, "charts": {"waterfall": chart("waterfall", figures.span_waterfall(spans))},
-        "spans": _records(spans), "started": spans["start_time"].min(),
-        "duration_ms": float((spans["offset_ms"] + spans["duration_ms"]).max()),
-        "summary": {
-            "llm_calls": len(counted), "cost_total": float(counted["cost_total"].sum()),
-            "reasoning_tokens": int(counted["reasoning_tokens"].sum()), "input_tokens": int(counted["input_tokens"].sum()),
-            "output_tokens": int(counted["output_tokens"].sum()), "errors": int((spans["status"] == "error").sum()),
-            "estimated": bool(counted["reasoning_estimated"].any()) if len(counted) else False,
-            "unpriced": int((~counted["priced"].astype(bool)).sum()) if len(counted) else 0,
-        },
+        "trace": detail, "project": project, "spans": _records(spans),
+        "charts": {"waterfall": chart("waterfall", figures.span_waterfall(spans))},
+        "started": datetime.fromisoformat(detail["start"].replace("Z", "+00:00")),
+        "cost": float(detail["cost_usd"]), "errors": int((spans["status"] == "error").sum()),
+        "estimated": bool(counted["reasoning_estimated"].any()),
+        "unpriced": int((~counted["priced"]).sum()),
         "show_text": project.store_prompts,
     })
     return render(request, "dashboards/trace_detail.html", context)
@@ -461,9 +425,9 @@ def prices(request: HttpRequest) -> HttpResponse:
                         "since": current.effective_from if current else None,
                         "until": current.effective_to if current else None})
     context["catalog"] = catalog
+    context["providers"] = sorted({c["entry"].provider for c in catalog})
     context["pf"] = None
-    pf = parse({"range": "90d"})
-    context["unpriced"] = page_data.unpriced_models(view.ids, pf) if view.ids else []
+    context["unpriced"] = page_data.unpriced_models(view.ids)
     context["names"] = view.names()
     context["is_admin"] = request.user.is_staff and any(r == Role.ADMIN for r in view.roles.values())
     return render(request, "dashboards/prices.html", context)

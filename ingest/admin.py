@@ -9,6 +9,7 @@ with the new rates at once; spans already stored keep their costs until
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 
 from ingest.models import ClassificationRule, ModelPrice, PriceRate
 
@@ -41,8 +42,8 @@ class ModelPriceAdmin(admin.ModelAdmin):
     list_filter = (GlobalOrProjectFilter, "provider", "tier", "reasoning", "project")
     search_fields = ("model", "pattern", "provider", "note")
     list_select_related = ("project",)
-    autocomplete_fields = ()
     inlines = [PriceRateInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = (
         (None, {"fields": ("project", "model", "provider", "pattern", "tier", "reasoning", "position")}),
         ("Provenance", {"fields": ("source", "note")}),

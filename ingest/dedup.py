@@ -49,7 +49,7 @@ def counted_flags(
     for trace, span in usage_ids:
         seen = 0
         parent = parent_of.get((trace, span), "")
-        while parent and seen < 256:
+        while parent and parent != span and seen < 256:  # a span naming itself as parent is a root
             has_usage_descendant.add((trace, parent))
             parent = parent_of.get((trace, parent), "")
             seen += 1

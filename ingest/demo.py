@@ -19,7 +19,7 @@ The traffic model, in short:
   ``thinkmeter.attempt``; the final attempt carries ``thinkmeter.quality``, which grows
   with tier and budget and falls with difficulty;
 - reasoning tokens are heavy-tailed, capped near the budget and scaled by difficulty;
-  a few runaway requests think 6–20× the 95th percentile of their task type;
+  a few runaway requests think 6–20× the 95th percentile of their task type (at most 100k tokens);
 - ~40 users with sessions, weekday and business-hour seasonality and slow growth,
   latency and time to first token consistent with the tokens, prompt-cache reads on a
   share of calls, ~1% failed calls, ~1% calls to a model without a price;
@@ -56,6 +56,8 @@ BUDGETS = (0, 4000, 10000)
 EFFORTS = {0: "low", 4000: "medium", 10000: "high"}
 # OpenAI reasoning models have no hard budget: roughly where each effort level tops out.
 EFFORT_CAPS = {0: 1500, 4000: 5000, 10000: 14000}
+EFFORT_SOFT_CAP = 1.15  # effort levels are not hard limits: thinking may run a little past them
+NORMAL_REASONING_MAX = int(EFFORT_CAPS[10000] * EFFORT_SOFT_CAP)  # no normal call thinks longer
 TIER_SKILL = {1: 0.45, 2: 0.65, 3: 0.80}
 BUDGET_BONUS = {0: 0.0, 4000: 0.07, 10000: 0.12}
 ERROR_RATE = 0.01
@@ -64,6 +66,8 @@ EXPLORATION_RATE = 0.04
 UNTAGGED_RATE = 0.05
 RUNAWAY_RATE = 0.003
 RUNAWAY_FACTOR = (6.0, 20.0)
+RUNAWAY_MAX = 100_000  # the largest output an OpenAI reasoning model returns
+SESSION_GAP_NS = 3 * 3600 * 1_000_000_000
 STAGING_RATE = 0.10
 USERS = 40
 SPANS_PER_TRACE_GUESS = 4.0
@@ -269,7 +273,7 @@ class _Planner:
         if model.thinking == "none":
             return 0
         if model.thinking == "effort":
-            cap, soft = EFFORT_CAPS[budget], 1.15
+            cap, soft = EFFORT_CAPS[budget], EFFORT_SOFT_CAP
         elif budget == 0:
             if model.thinking == "budget":
                 return 0
@@ -391,7 +395,7 @@ class _Generator:
         return _hex(self.ids, 64)
 
     def session(self, user: _User, now_ns: int) -> str:
-        if not user.session_id or now_ns - user.last_ns > 30 * 60 * NS or self.rng.random() < 0.08:
+        if not user.session_id or now_ns - user.last_ns > SESSION_GAP_NS or self.rng.random() < 0.2:
             user.session_id = "sess_" + _hex(self.ids, 48)
         user.last_ns = now_ns
         return user.session_id
@@ -467,7 +471,7 @@ class _Generator:
         calls = planner.request(service, task, explore, tier, budget, self.unpriced)
         if runaway and calls[0].error is None and calls[0].model.thinking in ("effort", "always"):
             self.runaway_pending = False
-            calls[0].reasoning = int(rng.uniform(*RUNAWAY_FACTOR) * self.p95[task.name])
+            calls[0].reasoning = int(min(rng.uniform(*RUNAWAY_FACTOR) * self.p95[task.name], RUNAWAY_MAX))
         else:
             runaway = False
         request_id = "req_" + _hex(self.ids, 64)

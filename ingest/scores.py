@@ -26,8 +26,8 @@ SCHEMA = pa.schema(
 
 LATEST_SQL = f"""
 SELECT project_id, trace_id, span_id, name,
-       argMax(value, created_at) AS value, argMax(source, created_at) AS source,
-       argMax(comment, created_at) AS comment, max(created_at) AS created_at
+       argMax(value, created_at) AS latest_value, argMax(source, created_at) AS latest_source,
+       argMax(comment, created_at) AS latest_comment, max(created_at) AS latest_at
 FROM scores
 WHERE project_id IN {PROJECT_PARAM} AND trace_id = {{trace_id:String}}
 GROUP BY project_id, trace_id, span_id, name
@@ -65,4 +65,10 @@ def latest_for_trace(project_ids: list[int], trace_id: str) -> list[dict[str, An
     """The current score of each (span, name) of a trace, in the given projects only."""
     if not project_ids:
         return []
-    return clickhouse.execute(LATEST_SQL, {"trace_id": trace_id}, tag="ingest.scores.read", projects=project_ids)
+    rows = clickhouse.execute(LATEST_SQL, {"trace_id": trace_id}, tag="ingest.scores.read", projects=project_ids)
+    return [
+        {"project_id": r["project_id"], "trace_id": r["trace_id"], "span_id": r["span_id"], "name": r["name"],
+         "value": r["latest_value"], "source": r["latest_source"], "comment": r["latest_comment"],
+         "created_at": r["latest_at"]}
+        for r in rows
+    ]

@@ -4,8 +4,8 @@ Whatever changes prices (the admin, ``POST /api/v1/prices``, ``update_prices``, 
 the catalog snapshot (:mod:`ingest.catalog`) and the per-project rule cache
 (:mod:`ingest.classify`) are invalidated twice: immediately, so this process (and a
 request that reads back what it just wrote inside its own transaction) sees the change,
-and again when the transaction commits, so that another process that reloaded in
-between picks up the committed state rather than keeping the old one.
+and, inside a transaction, again when it commits, so that another process that
+reloaded in between picks up the committed state rather than keeping the old one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,13 @@ DISPATCH_PREFIX = "ingest.signals"
 
 
 def _twice(action: Any) -> None:
+    """Run now; inside a transaction, once more when it commits (once per transaction)."""
     action()
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        return
+    if any(entry[1] is action for entry in getattr(connection, "run_on_commit", [])):
+        return  # a bulk load saves hundreds of rows: one reload after the commit is enough
     transaction.on_commit(action)
 
 

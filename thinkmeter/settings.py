@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "thinkmeter",
     "ingest",
     "dashboards",
+    "alerts",
 ]
 
 MIDDLEWARE = [

@@ -19,4 +19,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("ingest.urls")),
     path("", include("dashboards.urls")),
+    path("", include("alerts.urls")),
 ]

@@ -75,3 +75,14 @@ def ms(value: Any) -> str:
     if number >= 1000:
         return f"{number / 1000:,.2f} s"
     return f"{number:,.0f} ms"
+
+
+@register.filter
+def rate(value: Any) -> str:
+    """A price per million tokens: at least 2 decimals, up to 4, no trailing zeros beyond 2 ($0.15, $0.075)."""
+    number = _number(value)
+    if number is None:
+        return "—"
+    text = f"{number:,.4f}".rstrip("0")
+    whole, _, decimals = text.partition(".")
+    return f"${whole}.{decimals.ljust(2, '0')}"

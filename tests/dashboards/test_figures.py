@@ -89,15 +89,18 @@ def test_top_users_labels_anonymous() -> None:
 def test_reasoning_distribution_marks_p95_per_class() -> None:
     df = pd.DataFrame({
         "task_class": ["code · tier 3", "chat · tier 1"],
-        "p50": [4000, 100], "p90": [9000, 300], "p95": [12000, 450], "p99": [20000, 900],
+        "p50": [4000, 100], "p90": [9000, 300], "p95": [12000, 450], "p99": [90000, 900],
     })
     fig = figures.reasoning_distribution(df)
-    box = fig.data[0]
-    assert box.type == "box"
-    assert list(box.y) == ["chat · tier 1", "code · tier 3"]
-    assert list(box.median) == [100.0, 4000.0]
-    p95 = _trace(fig, "p95 (runaway threshold)")
-    assert list(p95.x) == [450.0, 12000.0]
+    band = _trace(fig, "p50 – p90")
+    assert list(band.y) == ["chat · tier 1", "code · tier 3"]
+    assert list(band.base) == [100.0, 4000.0]
+    assert list(band.x) == [200.0, 5000.0]  # bar lengths: p90 − p50
+    assert list(_trace(fig, "median").x) == [100.0, 4000.0]
+    assert list(_trace(fig, "p95 (runaway threshold)").x) == [450.0, 12000.0]
+    assert list(_trace(fig, "0 – p99").x) == [0.0, 900.0, None, 0.0, 90000.0, None]
+    # The long tail of one class does not set the axis: it stops a little past the largest p95.
+    assert fig.layout.xaxis.range[1] == pytest.approx(12000 * 1.35)
 
 
 def test_latency_by_tier_has_p50_and_p95_for_both_measures() -> None:
@@ -107,8 +110,8 @@ def test_latency_by_tier_has_p50_and_p95_for_both_measures() -> None:
     bars = [t for t in fig.data if t.type == "bar"]
     assert len(bars) == 4
     assert list(bars[0].x) == ["tier 1", "tier 3"]
-    assert list(bars[1].y) == [1500.0, 20000.0]  # latency p95
-    assert list(bars[3].y) == [400.0, 7000.0]  # ttft p95
+    assert list(bars[1].y) == [1.5, 20.0]  # latency p95, in seconds
+    assert list(bars[3].y) == [0.4, 7.0]  # ttft p95
 
 
 def test_escalation_rate_divides_and_survives_zero_requests() -> None:
@@ -147,13 +150,16 @@ def test_quality_frontier_draws_points_and_frontier_per_task_type() -> None:
     assert "No quality" in figures.quality_frontier(df.iloc[3:]).layout.annotations[0].text
 
 
-def test_budget_vs_used_draws_the_diagonal() -> None:
-    df = pd.DataFrame({"thinking_budget": [4096, 1024], "used_p50": [2000, 900], "used_p95": [4000, 1024],
-                       "requests": [5, 6]})
+def test_budget_vs_used_boxes_calls_per_budget_and_marks_the_budget() -> None:
+    df = pd.DataFrame({"thinking_budget": [4000, 4000, 4000, 1024, 1024],
+                       "reasoning_tokens": [1000, 3000, 5000, 900, 100]})
     fig = figures.budget_vs_used(df)
-    assert list(_trace(fig, "p50 used").x) == [1024.0, 4096.0]
-    diagonal = _trace(fig, "budget fully used")
-    assert list(diagonal.x) == list(diagonal.y) == [0, 4096.0]
+    boxes = [t for t in fig.data if t.type == "box"]
+    assert [b.name for b in boxes] == ["1,024", "4,000"]
+    assert list(boxes[1].y) == [1000.0, 3000.0, 5000.0]
+    assert "33% over budget" in boxes[1].hovertemplate  # 5,000 of 4,000
+    marker = _trace(fig, "requested budget")
+    assert list(marker.x) == ["1,024", "4,000"] and list(marker.y) == [1024, 4000]
 
 
 def test_span_waterfall_positions_bars_and_colours_errors() -> None:

@@ -48,4 +48,5 @@ def person_client(project: Any, role: str, username: str | None = None) -> APICl
     Membership.objects.create(user=user, organization=project.organization, role=role)
     client = APIClient()
     client.force_login(user)
+    client.session_user = user  # type: ignore[attr-defined]
     return client

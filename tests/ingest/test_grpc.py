@@ -75,6 +75,23 @@ SPAN_SQL = "FROM spans WHERE project_id IN {project_ids:Array(UInt32)}"
 # --- fixtures and helpers -------------------------------------------------------------
 
 
+@pytest.fixture(scope="module", autouse=True)
+def shipped_catalog_restored(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Load the shipped price catalog again after this module.
+
+    Every transactional test ends by flushing the database, which empties the catalog that
+    a data migration loaded; tests that run later (and expect it) find it again.
+    """
+    yield
+    from ingest import catalog, catalog_loader
+    from ingest.models import ModelPrice
+
+    with django_db_blocker.unblock():
+        if not ModelPrice.objects.filter(project=None).exists():
+            catalog_loader.load(catalog_loader.read())
+        catalog.invalidate()
+
+
 @pytest.fixture
 def receiver() -> Iterator[RunningReceiver]:
     running = start_receiver("127.0.0.1:0", workers=4)

@@ -24,10 +24,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from google.rpc import status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from ingest import ratelimit
 from ingest.normalize import MAX_ATTRIBUTE_CHARS, TRUNCATION_MARKER
@@ -300,6 +297,12 @@ def bomb() -> bytes:
     return gzip_bomb(320)
 
 
+@pytest.fixture
+def warm(client: Client, project_key: str) -> None:
+    """One ordinary request first, so lazy imports and caches are not measured."""
+    assert post_otlp(client, make_request([]).SerializeToString(), project_key).status_code == 200
+
+
 def peak_while(action: Any) -> tuple[Any, float, int]:
     """(result, seconds, peak bytes allocated by Python) of ``action()``."""
     tracemalloc.start()
@@ -312,7 +315,7 @@ def peak_while(action: Any) -> tuple[Any, float, int]:
 
 
 def test_gzip_bomb_is_stopped_while_decompressing(
-    client: Client, store: ModuleType, project: Any, project_key: str, bomb: bytes, settings: Any
+    client: Client, store: ModuleType, project: Any, project_key: str, bomb: bytes, settings: Any, warm: None
 ) -> None:
     settings.OTLP_MAX_BODY_BYTES = 1 * MiB
     assert len(bomb) < 400_000
@@ -325,13 +328,18 @@ def test_gzip_bomb_is_stopped_while_decompressing(
 
 
 def test_gzip_bomb_at_the_real_64_mib_limit(
-    client: Client, store: ModuleType, project: Any, project_key: str, bomb: bytes, settings: Any
+    client: Client, store: ModuleType, project: Any, project_key: str, bomb: bytes, settings: Any, warm: None
 ) -> None:
     assert settings.OTLP_MAX_BODY_BYTES == 64 * MiB
-    response, seconds, peak = peak_while(lambda: post_otlp(client, bomb, project_key, PROTOBUF, "gzip"))
+    started = time.perf_counter()
+    response = post_otlp(client, bomb, project_key, PROTOBUF, "gzip")
+    seconds = time.perf_counter() - started
     assert response.status_code == 413
     assert seconds < 2.0, seconds
-    assert peak < 2 * 64 * MiB, peak  # never the 320 MiB the bomb inflates to
+    # Memory, measured separately (tracing allocations slows the request down).
+    response, _, peak = peak_while(lambda: post_otlp(client, bomb, project_key, PROTOBUF, "gzip"))
+    assert response.status_code == 413
+    assert peak < 64 * MiB + 16 * MiB, peak  # never the 320 MiB the bomb inflates to
 
 
 def test_deflate_bomb_is_413_too(client: Client, store: ModuleType, project: Any, project_key: str,
@@ -460,7 +468,7 @@ def low_rate(settings: Any) -> Iterator[float]:
 def test_over_the_per_key_rate_is_429_with_retry_after(
     client: Client, store: ModuleType, project: Any, project_key: str, other_project_key: str, low_rate: float
 ) -> None:
-    body = ExportTraceServiceRequest().SerializeToString()
+    body = make_request([]).SerializeToString()  # not empty: the test client drops Content-Type then
     answers = [post_otlp(client, body, project_key).status_code for _ in range(int(low_rate))]
     assert answers == [200] * int(low_rate)  # the burst
     limited = post_otlp(client, body, project_key, JSON)
@@ -477,26 +485,22 @@ def test_over_the_per_key_rate_is_429_with_retry_after(
 def test_default_rate_lets_at_least_100_requests_per_second_through(
     client: Client, store: ModuleType, project: Any, project_key: str, settings: Any
 ) -> None:
-    assert settings.OTLP_RATE_LIMIT_PER_SECOND >= 100  # sustained rate, beyond the burst
     body = make_request([]).SerializeToString()
-    started = time.perf_counter()
     codes = [post_otlp(client, body, project_key).status_code for _ in range(150)]
-    seconds = time.perf_counter() - started
-    assert 429 not in codes
     assert codes == [200] * 150
-    assert seconds < 10, seconds
+    # The test client may be slower than 100 requests/s on a busy machine, so check the
+    # limiter itself too: a burst of 100 at once, then 100/s sustained.
+    bucket = ratelimit.limiter(settings.OTLP_RATE_LIMIT_PER_SECOND)
+    key = object()
+    burst = 0
+    while bucket.take(key) == 0.0:  # drain the burst
+        burst += 1
+    assert burst >= 100
+    time.sleep(0.5)
+    assert [bucket.take(key) for _ in range(50)] == [0.0] * 50  # refilled at ≥ 100/s
 
 
 # --- 503: storage down ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def spans_detached(store: ModuleType) -> Iterator[ModuleType]:
-    store.execute("DETACH TABLE spans", tag="tests.storage_down", system=True)
-    try:
-        yield store
-    finally:
-        store.execute("ATTACH TABLE spans", tag="tests.storage_down", system=True)
 
 
 @pytest.mark.parametrize("media", [PROTOBUF, JSON])
@@ -521,6 +525,24 @@ def test_storage_down_is_503_with_retry_after_and_nothing_is_acknowledged(
     assert len(stored_spans(project.pk)) == 2
     assert counted_sums(project.pk)["requests"] == 2
     assert rollup_sums(project.pk)["requests"] == 2
+
+
+def test_a_rollup_table_down_is_503_and_the_retry_counts_once_everywhere(
+    client: Client, project: Any, project_key: str, store: ModuleType
+) -> None:
+    """A materialized view's target missing fails the insert as a whole, never half of it."""
+    body = make_request([one_call()]).SerializeToString()
+    store.execute("DETACH TABLE usage_hourly", tag="tests.storage_down", system=True)
+    try:
+        assert post_otlp(client, body, project_key).status_code == 503
+    finally:
+        store.execute("ATTACH TABLE usage_hourly", tag="tests.storage_down", system=True)
+    assert stored_spans(project.pk) == []
+    assert rollup_sums(project.pk, "usage_daily_users")["requests"] == 0
+    assert post_otlp(client, body, project_key).status_code == 200
+    assert counted_sums(project.pk)["requests"] == 1
+    assert rollup_sums(project.pk)["requests"] == 1
+    assert rollup_sums(project.pk, "usage_daily_users")["requests"] == 1
 
 
 # --- what is stored ---------------------------------------------------------------------------
@@ -574,6 +596,38 @@ def test_prompt_text_is_stored_redacted_when_the_project_asks(
         assert secret not in text, secret
     assert "[email]" in text and "[api-key]" in text and "[card]" in text
     assert not set(dict(row["attributes"])) & set(SECRET_PROMPT)  # text lives in the text columns only
+
+
+@pytest.mark.parametrize(
+    ("secret", "marker"),
+    [
+        ("first.last+tag@sub.example.co.uk", "[email]"),
+        ("sk-proj-" + "A1b2" * 12, "[api-key]"),
+        ("sk-ant-api03-" + "x9" * 20, "[api-key]"),
+        ("AKIAIOSFODNN7EXAMPLE", "[api-key]"),
+        ("AIzaSyA" + "b" * 32, "[api-key]"),
+        ("ghp_" + "c" * 36, "[api-key]"),
+        ("tm_" + "D" * 43, "[api-key]"),
+        ("Bearer abcdefghijklmnopqrstuvwxyz0123", "Bearer [token]"),
+        ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0", "[token]"),
+        ("4111 1111 1111 1111", "[card]"),
+        ("5500-0000-0000-0004", "[card]"),
+        ("378282246310005", "[card]"),
+    ],
+)
+def test_redaction_of_secrets_in_stored_text(secret: str, marker: str) -> None:
+    from ingest.redact import redact
+
+    redacted = redact(f"before {secret} after")
+    assert secret not in redacted
+    assert redacted == f"before {marker} after"
+
+
+def test_redaction_leaves_ordinary_text_alone() -> None:
+    from ingest.redact import redact
+
+    text = "Order 12345 shipped on 2025-06-01; call me at noon. Skip task-force planning."
+    assert redact(text) == text
 
 
 # --- catalog: inferred provider, unpriced models ----------------------------------------

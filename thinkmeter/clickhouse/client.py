@@ -109,6 +109,19 @@ def _timed(tag: str, fn: Any) -> Any:
         metrics.CLICKHOUSE_QUERY_SECONDS.labels(tag=tag).observe(time.perf_counter() - started)
 
 
+def _bind(
+    sql: str,
+    params: Mapping[str, Any] | None,
+    tag: str,
+    projects: int | Iterable[int] | None,
+    system: bool,
+    settings: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check the scope; return the bound parameters (with project_ids) and settings (with log_comment)."""
+    ids, scope_params = _scope(sql, tag, projects, system)
+    return {**(params or {}), **scope_params}, {**(settings or {}), "log_comment": _log_comment(tag, ids, system)}
+
+
 def query_arrow(
     sql: str,
     params: Mapping[str, Any] | None = None,
@@ -119,9 +132,7 @@ def query_arrow(
     settings: Mapping[str, Any] | None = None,
 ) -> pa.Table:
     """Run a SELECT and return an Arrow table (decimals stay exact)."""
-    ids, scope_params = _scope(sql, tag, projects, system)
-    bound = {**(params or {}), **scope_params}
-    all_settings = {**(settings or {}), "log_comment": _log_comment(tag, ids, system)}
+    bound, all_settings = _bind(sql, params, tag, projects, system, settings)
     return _timed(tag, lambda: transport().query_arrow(sql, bound, all_settings, tag))
 
 
@@ -138,9 +149,7 @@ def execute(
     head = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
     if head in {"SELECT", "WITH", "SHOW", "DESCRIBE", "EXISTS"}:
         return query_arrow(sql, params, tag=tag, projects=projects, system=system, settings=settings).to_pylist()
-    ids, scope_params = _scope(sql, tag, projects, system)
-    bound = {**(params or {}), **scope_params}
-    all_settings = {**(settings or {}), "log_comment": _log_comment(tag, ids, system)}
+    bound, all_settings = _bind(sql, params, tag, projects, system, settings)
     _timed(tag, lambda: transport().command(sql, bound, all_settings, tag))
     return []
 

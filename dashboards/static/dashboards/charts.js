@@ -79,8 +79,28 @@
     });
   }
 
+  function wireCatalogSearch() {
+    var search = document.getElementById("catalog-search");
+    var provider = document.getElementById("catalog-provider");
+    var table = document.getElementById("catalog-table");
+    if (!search || !table) { return; }
+    function apply() {
+      var words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+      var wanted = provider ? provider.value : "";
+      table.querySelectorAll("tbody tr").forEach(function (row) {
+        var text = row.getAttribute("data-search") || "";
+        var ok = (!wanted || row.getAttribute("data-provider") === wanted) &&
+          words.every(function (w) { return text.indexOf(w) !== -1; });
+        row.hidden = !ok;
+      });
+    }
+    search.addEventListener("input", apply);
+    if (provider) { provider.addEventListener("change", apply); }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     wireFilters();
+    wireCatalogSearch();
     wireRows();
     if (window.Plotly) { drawCharts(); }
   });

@@ -7,11 +7,10 @@ are rebuilt. Idempotent. A progress bar goes to stderr; a summary to stdout.
 
 from __future__ import annotations
 
-import sys
 from datetime import date, timedelta
-from typing import Any, TextIO
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
 from ingest import reprice
 from thinkmeter.clickhouse import ClickHouseError
@@ -21,19 +20,19 @@ BAR_WIDTH = 30
 
 
 class ProgressBar:
-    """A one-line bar redrawn in place on a terminal; one line per step otherwise (logs)."""
+    """A one-line bar redrawn in place on a terminal; one line per step otherwise (logs, pipes)."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: OutputWrapper) -> None:
         self.stream = stream
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.tty = stream.isatty()
 
     def __call__(self, done: int, total: int, label: str) -> None:
         filled = BAR_WIDTH * done // max(total, 1)
         line = f"reprice [{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {done}/{total} {label}"
         if self.tty:
-            self.stream.write("\r\x1b[K" + line + ("\n" if done >= total else ""))
+            self.stream.write("\r\x1b[K" + line + ("\n" if done >= total else ""), ending="")
         else:
-            self.stream.write(line + "\n")
+            self.stream.write(line)
         self.stream.flush()
 
 
@@ -61,10 +60,10 @@ class Command(BaseCommand):
         if last < first:
             raise CommandError(f"--to {last} is before --from {first}")
         end = last + timedelta(days=1)
-        stderr = getattr(self.stderr, "_out", sys.stderr)
-        stderr.write(f"repricing {project.slug} from {first}T00:00Z to {end}T00:00Z (exclusive)\n")
+        self.stderr.style_func = None  # progress is not an error: no red
+        self.stderr.write(f"repricing {project.slug} from {first}T00:00Z to {end}T00:00Z (exclusive)")
         try:
-            result = reprice.reprice(project.pk, first, end, progress=ProgressBar(stderr))
+            result = reprice.reprice(project.pk, first, end, progress=ProgressBar(self.stderr))
         except ClickHouseError as exc:
             raise CommandError(f"ClickHouse failed: {exc}") from exc
         assert result.before is not None and result.after is not None

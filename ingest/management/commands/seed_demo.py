@@ -22,7 +22,7 @@ import multiprocessing
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -177,7 +177,9 @@ class Outcome:
     elapsed: float
 
 
-def generated(spans: int, days: int, seed: int, end: datetime, batch_spans: int, inline: bool) -> Iterator[demo.Encoded]:
+def generated(
+    spans: int, days: int, seed: int, end: datetime, batch_spans: int, inline: bool
+) -> Generator[demo.Encoded, None, None]:
     """Encoded request bodies, made by a spawned helper process (or here, with ``inline``).
 
     The helper keeps generation off this process's GIL, which the in-process server and
@@ -228,8 +230,11 @@ def send_all(sender: Sender, bodies: Iterable[demo.Encoded], concurrency: int, p
                 continue  # drain after a failure
             try:
                 rejected = sender.post(item.body)
-            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            except SendError as exc:
                 errors.append(exc)
+                continue
+            except Exception as exc:  # reported by the main thread, with what went wrong
+                errors.append(SendError(f"{type(exc).__name__}: {exc}"))
                 continue
             with lock:
                 totals.add(item, rejected)
@@ -303,6 +308,7 @@ class Command(BaseCommand):
             raise CommandError(f"--url must start with http:// or https://, not {url!r}")
 
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" while all threads work
         project = self._project(options["project"], key, create=url is None)
         if url is None:
             self._check_store()
@@ -321,23 +327,28 @@ class Command(BaseCommand):
 
         temporary: ApiKey | None = None
         server: InProcessServer | None = None
-        if url is None:
-            assert project is not None
-            if not key:
-                temporary, key = ApiKey.issue(project, scopes=("ingest",), name="seed_demo (temporary)")
-            server = InProcessServer(threads=concurrency)
-            url = server.url
-        since_ms = int(time.time() * 1000) - 1000
-        sender = Sender(url, key, concurrency)
+        sender: Sender | None = None
+        bodies: Generator[demo.Encoded, None, None] | None = None
         progress = Progress(self.stderr, spans, live=self.stderr.isatty())
-        bodies = generated(spans, days, options["seed"], datetime.now(UTC), batch_spans, options["inline"])
+        since_ms = int(time.time() * 1000) - 1000
         try:
+            if url is None:
+                assert project is not None
+                if not key:
+                    temporary, key = ApiKey.issue(project, scopes=("ingest",), name="seed_demo (temporary)")
+                server = InProcessServer(threads=concurrency + 2)
+                url = server.url
+            sender = Sender(url, key, concurrency)
+            bodies = generated(spans, days, options["seed"], datetime.now(UTC), batch_spans, options["inline"])
             outcome = send_all(sender, bodies, concurrency, progress)
         except SendError as exc:
             raise CommandError(f"seed_demo stopped: {exc}") from exc
         finally:
             progress.finish()
-            sender.close()
+            if bodies is not None:
+                bodies.close()  # stops the generator process if it is still running
+            if sender is not None:
+                sender.close()
             if server is not None:
                 server.stop()
             if temporary is not None:

@@ -1,0 +1,1221 @@
+"""Every analytics query over ClickHouse: the usage, traces and budgets API and the pages' data.
+
+Contract (every function in this module):
+
+- **Scope.** ``project_ids`` are the projects the caller may read (from
+  :func:`thinkmeter.access.scoped_projects`); every statement filters on
+  ``project_id IN {project_ids:Array(UInt32)}``. An empty list reads nothing and
+  returns an empty result.
+- **Time.** ``start`` is inclusive, ``end`` exclusive; timezone-aware datetimes (naive
+  ones are taken as UTC). Results carry UTC times.
+- **Filters.** ``filters`` maps a dimension of :data:`DIMENSIONS` (except ``project``,
+  which is the scope) to one value or a list of values: values of one dimension are
+  OR-ed, dimensions AND-ed. ``tier`` values are integers 0–255.
+- **Counting.** Sums count only rows with ``counted = 1`` (the one stored row per
+  provider call), so re-sent batches and double instrumentation never add twice,
+  whether or not ClickHouse has merged the duplicates yet. "requests" are LLM calls.
+- **Sources.** A usage aggregate reads ``usage_hourly`` when every grouped and filtered
+  dimension is in its grain (:data:`HOURLY_DIMENSIONS`), ``usage_daily_users`` when they
+  fit that grain (:data:`USER_DIMENSIONS`; interval day or coarser), and ``spans`` with
+  ``counted = 1`` otherwise. When the range does not fall on hour (or day) boundaries,
+  the rollup covers the aligned middle and ``spans`` the ragged ends, so answers are
+  exact for any range. Quantiles from rollups are t-digest estimates.
+- **Money.** The API functions (:func:`usage_rows`, :func:`search_traces`,
+  :func:`trace_detail`, :func:`budget_stats`) return money as exact decimal strings
+  (USD, 9 places); the four cost parts add up exactly to ``cost_usd``. Page functions
+  return DataFrames with float USD columns named ``cost_input``, ``cost_cache``,
+  ``cost_output`` (visible output), ``cost_reasoning`` and ``cost_total``, for charts.
+- **Errors.** Bad input raises :class:`QueryError` (a ``ValueError``) with a message
+  fit for a 400 answer. Storage failures raise :class:`thinkmeter.clickhouse.ClickHouseError`.
+
+API functions: :func:`usage_rows` (``GET /api/v1/usage``), :func:`search_traces`
+(``GET /api/v1/traces``), :func:`trace_detail` (``GET /api/v1/traces/<id>``),
+:func:`budget_stats` (``GET /api/v1/budgets``; also called by the alert engine and
+reached by the SDK).
+
+Page functions: :func:`spend_over_time`, :func:`spend_by`, :func:`mtd_spend_and_daily`,
+:func:`top_users`, :func:`reasoning_share`, :func:`reasoning_distribution`,
+:func:`latency_by_tier`, :func:`escalation_rate_by_task_type`,
+:func:`quality_vs_reasoning`, :func:`budget_vs_used`, :func:`runaway_traces`,
+:func:`unpriced_models`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from thinkmeter import clickhouse
+from thinkmeter.clickhouse import PROJECT_PARAM
+
+# ---------------------------------------------------------------- vocabulary
+
+DIMENSIONS: tuple[str, ...] = (
+    "project", "service", "environment", "provider", "model", "tier", "task_type", "user_id", "session_id",
+    "operation",
+)
+COLUMNS: dict[str, str] = {d: ("project_id" if d == "project" else d) for d in DIMENSIONS}
+HOURLY_DIMENSIONS = frozenset({"project", "service", "environment", "provider", "model", "operation", "task_type",
+                               "tier"})
+USER_DIMENSIONS = frozenset({"project", "user_id", "task_type", "tier", "model"})
+INTERVALS: tuple[str, ...] = ("hour", "day", "week", "month")
+DEFAULT_DAYS = 30
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 10_000
+MAX_HOURLY_DAYS = 92
+MAX_RANGE_DAYS = 800
+OTHER = "other"
+NANO = Decimal("0.000000001")
+TS = "DateTime64(6, 'UTC')"
+
+MEASURES: tuple[str, ...] = (
+    "requests", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
+    "cost_input", "cost_cache_read", "cost_cache_write", "cost_output_visible", "cost_reasoning", "cost_total",
+)
+TOKEN_MEASURES = MEASURES[1:6]
+COST_MEASURES = MEASURES[6:]
+
+Filters = Mapping[str, str | int | Sequence[str | int]]
+
+
+class QueryError(ValueError):
+    """Bad input to a query (unknown dimension, bad date, ...): the API answers 400 with the message."""
+
+
+# ---------------------------------------------------------------- input parsing
+
+def as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_when(text: str, name: str) -> datetime:
+    """An ISO-8601 date (midnight UTC) or datetime (UTC when it has no offset)."""
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time.min, tzinfo=UTC)
+        return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00")))
+    except ValueError:
+        raise QueryError(f"{name}={text!r} is not an ISO-8601 date (2025-01-31) or datetime "
+                         f"(2025-01-31T12:00:00Z)") from None
+
+
+def floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(moment: datetime) -> datetime:
+    floored = floor_hour(moment)
+    return floored if floored == moment else floored + timedelta(hours=1)
+
+
+def floor_day(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def ceil_day(moment: datetime) -> datetime:
+    floored = floor_day(moment)
+    return floored if floored == moment else floored + timedelta(days=1)
+
+
+def time_range(start_text: str | None, end_text: str | None, *, now: datetime | None = None,
+               default_days: int = DEFAULT_DAYS) -> tuple[datetime, datetime]:
+    """``from``/``to`` parameters → (start, end); default: the last ``default_days`` days.
+
+    The default end is the end of the current hour, so a default range is hour-aligned
+    (served by the rollup) and includes everything stored so far.
+    """
+    end = parse_when(end_text, "to") if end_text else ceil_hour(as_utc(now or datetime.now(UTC)) + timedelta(
+        microseconds=1))
+    start = parse_when(start_text, "from") if start_text else end - timedelta(days=default_days)
+    if start >= end:
+        raise QueryError("from must be before to (to is exclusive)")
+    if end - start > timedelta(days=MAX_RANGE_DAYS):
+        raise QueryError(f"the range may cover at most {MAX_RANGE_DAYS} days")
+    return start, end
+
+
+def parse_window(text: str | None, default: str = "7d") -> timedelta:
+    """``7d``, ``24h``, ``90m`` → a timedelta (at most 400 days)."""
+    value = (text or default).strip().lower()
+    match = re.fullmatch(r"(\d{1,5})\s*([mhdw])", value)
+    if not match:
+        raise QueryError(f"window={text!r}: use a number and a unit, like 7d, 24h, 2w or 90m")
+    amount, unit = int(match.group(1)), match.group(2)
+    window = {"m": timedelta(minutes=amount), "h": timedelta(hours=amount), "d": timedelta(days=amount),
+              "w": timedelta(weeks=amount)}[unit]
+    if window <= timedelta(0) or window > timedelta(days=400):
+        raise QueryError("window must be more than 0 and at most 400 days")
+    return window
+
+
+def parse_group_by(text: str | Sequence[str] | None) -> list[str]:
+    """``task_type,tier`` → ["task_type", "tier"] (order kept, duplicates dropped)."""
+    if not text:
+        return []
+    items = text.split(",") if isinstance(text, str) else [p for t in text for p in t.split(",")]
+    out: list[str] = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        if item not in DIMENSIONS:
+            raise QueryError(f"unknown dimension {item!r} in group_by; use any of {', '.join(DIMENSIONS)}")
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def parse_interval(text: str | None) -> str | None:
+    if not text:
+        return None
+    if text not in INTERVALS:
+        raise QueryError(f"unknown interval {text!r}; use one of {', '.join(INTERVALS)}")
+    return text
+
+
+def parse_limit(text: str | int | None, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT,
+                name: str = "limit") -> int:
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise QueryError(f"{name}={text!r} is not a whole number") from None
+    if not 1 <= value <= maximum:
+        raise QueryError(f"{name} must be between 1 and {maximum}")
+    return value
+
+
+def normalize_filters(filters: Filters | None) -> dict[str, list[str | int]]:
+    """Validate dimension filters: known dimensions (not ``project``), tiers as integers."""
+    out: dict[str, list[str | int]] = {}
+    for name, raw in (filters or {}).items():
+        if name not in DIMENSIONS:
+            raise QueryError(f"unknown filter dimension {name!r}; use any of {', '.join(DIMENSIONS)}")
+        if name == "project":
+            raise QueryError("filter projects with ?project=<slug>, which narrows the scope")
+        values = [raw] if isinstance(raw, str | int) else list(raw)
+        if not values:
+            continue
+        if name == "tier":
+            tiers: list[str | int] = []
+            for value in values:
+                text = str(value).strip()
+                if not text.isdigit() or int(text) > 255:
+                    raise QueryError(f"tier={value!r}: a tier is a whole number from 0 to 255")
+                tiers.append(int(text))
+            out[name] = tiers
+        else:
+            out[name] = [str(v) for v in values]
+    return out
+
+
+def filters_from_query(query: Mapping[str, Any], getlist: Any = None) -> dict[str, list[str | int]]:
+    """Dimension filters from request parameters: ``?model=a&model=b`` or ``?model=a,b``."""
+    raw: dict[str, list[str]] = {}
+    for name in DIMENSIONS:
+        if name == "project" or name not in query:
+            continue
+        values = getlist(name) if getlist else [query[name]]
+        items = [item.strip() for value in values for item in str(value).split(",")]
+        raw[name] = [item for item in items if item != ""] or [""]
+    return normalize_filters(raw)
+
+
+def _ids(project_ids: Iterable[int]) -> list[int]:
+    return sorted({int(p) for p in project_ids})
+
+
+def _filter_sql(filters: Mapping[str, list[str | int]], alias: str = "") -> tuple[list[str], dict[str, Any]]:
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    for name, values in filters.items():
+        column = f"{alias}{COLUMNS[name]}"
+        kind = "Array(UInt8)" if name == "tier" else "Array(String)"
+        clauses.append(f"{column} IN {{f_{name}:{kind}}}")
+        params[f"f_{name}"] = list(values)
+    return clauses, params
+
+
+def _money(value: Decimal | float | int | None) -> str:
+    if value is None:
+        return "0.000000000"
+    return format(Decimal(value).quantize(NANO), "f")
+
+
+def _iso(moment: datetime | pd.Timestamp | None) -> str | None:
+    if moment is None:
+        return None
+    if isinstance(moment, pd.Timestamp):
+        moment = moment.to_pydatetime()
+    text = as_utc(moment).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+def _iso_ns(ns: int) -> str:
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+# ---------------------------------------------------------------- usage: plan and SQL
+
+@dataclass(frozen=True)
+class Segment:
+    """One source table serving part of the time range."""
+
+    table: str  # usage_hourly | usage_daily_users | spans
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class UsageQuery:
+    """A usage aggregate: grouped by dimensions (and a time bucket), filtered, top-N limited."""
+
+    project_ids: Sequence[int]
+    start: datetime
+    end: datetime
+    group_by: Sequence[str] = ()
+    interval: str | None = None
+    filters: Filters = field(default_factory=dict)
+    limit: int = DEFAULT_LIMIT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", as_utc(self.start))
+        object.__setattr__(self, "end", as_utc(self.end))
+        object.__setattr__(self, "group_by", tuple(parse_group_by(list(self.group_by))))
+        object.__setattr__(self, "filters", normalize_filters(self.filters))
+        parse_interval(self.interval)
+        if self.start >= self.end:
+            raise QueryError("from must be before to (to is exclusive)")
+        if self.interval == "hour" and self.end - self.start > timedelta(days=MAX_HOURLY_DAYS):
+            raise QueryError(f"interval=hour covers at most {MAX_HOURLY_DAYS} days; use day, week or month")
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise QueryError(f"limit must be between 1 and {MAX_LIMIT}")
+
+    @property
+    def dimensions(self) -> set[str]:
+        """Every dimension the query groups or filters by."""
+        return set(self.group_by) | set(self.filters)
+
+
+def plan(query: UsageQuery) -> list[Segment]:
+    """Which tables serve which part of the range (see the module docstring)."""
+    dims = query.dimensions
+    start, end = query.start, query.end
+    if dims <= HOURLY_DIMENSIONS:
+        rollup, lo, hi = "usage_hourly", ceil_hour(start), floor_hour(end)
+    elif dims <= USER_DIMENSIONS and query.interval != "hour":
+        rollup, lo, hi = "usage_daily_users", ceil_day(start), floor_day(end)
+    else:
+        return [Segment("spans", start, end)]
+    if lo >= hi:
+        return [Segment("spans", start, end)]
+    segments = [Segment("spans", start, lo)] if start < lo else []
+    segments.append(Segment(rollup, lo, hi))
+    if hi < end:
+        segments.append(Segment("spans", hi, end))
+    return segments
+
+
+TIME_COLUMN = {"spans": "start_time", "usage_hourly": "hour", "usage_daily_users": "day"}
+BUCKET_FUNCTION = {"hour": "toStartOfHour", "day": "toStartOfDay", "week": "toMonday", "month": "toStartOfMonth"}
+
+
+def _bucket(table: str, interval: str) -> str:
+    column = TIME_COLUMN[table]
+    if table == "usage_daily_users" and interval == "day":
+        return f"toDateTime64({column}, 0, 'UTC')"
+    return f"toDateTime64({BUCKET_FUNCTION[interval]}({column}), 0, 'UTC')"
+
+
+def _measure_sql(table: str) -> list[str]:
+    if table == "spans":
+        return ["count() AS m_requests", *(f"sum({m}) AS m_{m}" for m in MEASURES[1:])]
+    return [f"sum({m}) AS m_{m}" for m in MEASURES]
+
+
+def _segment_sql(seg: Segment, index: int, query: UsageQuery) -> tuple[str, dict[str, Any]]:
+    column = TIME_COLUMN[seg.table]
+    params: dict[str, Any] = {}
+    if seg.table == "usage_daily_users":
+        where = [f"day >= {{s{index}_start:Date}}", f"day < {{s{index}_end:Date}}"]
+        params[f"s{index}_start"], params[f"s{index}_end"] = seg.start.date(), seg.end.date()
+    else:
+        where = [f"{column} >= {{s{index}_start:{TS}}}", f"{column} < {{s{index}_end:{TS}}}"]
+        params[f"s{index}_start"], params[f"s{index}_end"] = seg.start, seg.end
+    where.insert(0, f"project_id IN {PROJECT_PARAM}")
+    if seg.table == "spans":
+        where.append("counted = 1")
+    clauses, filter_params = _filter_sql(normalize_filters(query.filters))
+    where += clauses
+    params.update(filter_params)
+    keys = [f"{COLUMNS[d]} AS d_{d}" for d in query.group_by]
+    if query.interval:
+        keys.insert(0, f"{_bucket(seg.table, query.interval)} AS bucket")
+    group = ["bucket"] if query.interval else []
+    group += [f"d_{d}" for d in query.group_by]
+    sql = (f"SELECT {', '.join([*keys, *_measure_sql(seg.table)])} FROM {seg.table} "
+           f"WHERE {' AND '.join(where)}" + (f" GROUP BY {', '.join(group)}" if group else ""))
+    return sql, params
+
+
+def usage_sql(query: UsageQuery) -> tuple[str, dict[str, Any]]:
+    """The statement for a usage query and its parameters (see :func:`usage_table`)."""
+    parts, params = [], {}
+    for index, seg in enumerate(plan(query)):
+        sql, seg_params = _segment_sql(seg, index, query)
+        parts.append(sql)
+        params.update(seg_params)
+    union = "\nUNION ALL\n".join(parts)
+    sums = ", ".join(f"sum(m_{m}) AS {m}" for m in MEASURES)
+    bucket = ["bucket"] if query.interval else []
+    if not query.group_by:
+        group = " GROUP BY bucket ORDER BY bucket" if query.interval else ""
+        return f"SELECT {', '.join([*bucket, sums])} FROM ({union}){group}", params
+    dims = [f"d_{d}" for d in query.group_by]
+    defaults = {d: ("0" if d in ("tier", "project") else "''") for d in query.group_by}
+    keyed = ", ".join(f"if(is_top, d_{d}, {defaults[d]}) AS g_{d}" for d in query.group_by)
+    params["top_n"] = query.limit
+    sql = f"""
+SELECT {', '.join([*bucket, 'is_top', keyed, sums, 'min(grp_rank) AS first_rank'])}
+FROM (
+    SELECT *, grp_rank <= {{top_n:UInt32}} AS is_top
+    FROM (
+        SELECT *, dense_rank() OVER (ORDER BY group_cost DESC, {', '.join(dims)}) AS grp_rank
+        FROM (
+            SELECT *, sum(m_cost_total) OVER (PARTITION BY {', '.join(dims)}) AS group_cost
+            FROM ({union})
+        )
+    )
+)
+GROUP BY {', '.join([*bucket, 'is_top', *(f'g_{d}' for d in query.group_by)])}
+ORDER BY {', '.join([*bucket, 'is_top DESC', 'first_rank'])}"""
+    return sql, params
+
+
+def usage_table(query: UsageQuery, tag: str = "dashboards.usage") -> pa.Table:
+    """Run a usage query: columns [bucket], [is_top, g_<dimension>...], then :data:`MEASURES`.
+
+    ``is_top`` is false on the one "other" row per bucket that sums every group past
+    the top ``limit`` (ranked by cost over the whole range).
+    """
+    ids = _ids(query.project_ids)
+    if not ids:
+        return pa.table({})
+    sql, params = usage_sql(query)
+    return clickhouse.query_arrow(sql, params, tag=tag, projects=ids)
+
+
+def project_slugs(project_ids: Iterable[int]) -> dict[int, str]:
+    from thinkmeter.models import Project
+
+    return dict(Project.objects.filter(pk__in=list(project_ids)).values_list("pk", "slug"))
+
+
+def usage_rows(query: UsageQuery, tag: str = "api.usage") -> list[dict[str, Any]]:
+    """Rows for ``GET /api/v1/usage``: [bucket], dimensions, token sums and money strings.
+
+    The "other" row has each grouped dimension set to ``"other"`` and ``"other": true``.
+    The ``project`` dimension is the project's slug.
+    """
+    table = usage_table(query, tag)
+    if table.num_rows == 0:
+        return []
+    slugs = project_slugs(query.project_ids) if "project" in query.group_by else {}
+    rows: list[dict[str, Any]] = []
+    for record in table.to_pylist():
+        row: dict[str, Any] = {}
+        if query.interval:
+            row["bucket"] = _iso(record["bucket"])
+        other = bool(query.group_by) and not record["is_top"]
+        for dim in query.group_by:
+            value = record[f"g_{dim}"]
+            if other:
+                value = OTHER
+            elif dim == "project":
+                value = slugs.get(int(value), str(value))
+            row[dim] = value
+        if other:
+            row["other"] = True
+        row.update(_usage_measures(record))
+        rows.append(row)
+    return rows
+
+
+def _usage_measures(record: Mapping[str, Any]) -> dict[str, Any]:
+    tokens = {m: int(record[m] or 0) for m in TOKEN_MEASURES}
+    cost = {m: Decimal(record[m] or 0) for m in COST_MEASURES}
+    return {
+        "requests": int(record["requests"] or 0),
+        **tokens,
+        "visible_output_tokens": tokens["output_tokens"] - tokens["reasoning_tokens"],
+        "cost_usd": _money(cost["cost_total"]),
+        "cost_input_usd": _money(cost["cost_input"]),
+        "cost_cache_usd": _money(cost["cost_cache_read"] + cost["cost_cache_write"]),
+        "cost_output_usd": _money(cost["cost_output_visible"]),
+        "cost_reasoning_usd": _money(cost["cost_reasoning"]),
+    }
+
+
+USAGE_COLUMNS: tuple[str, ...] = (
+    "requests", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
+    "visible_output_tokens", "cost_usd", "cost_input_usd", "cost_cache_usd", "cost_output_usd",
+    "cost_reasoning_usd",
+)
+
+
+def usage_frame(query: UsageQuery, tag: str = "pages.usage") -> pd.DataFrame:
+    """A usage query as a DataFrame for charts: [bucket], dimensions, ``other``, requests,
+    token sums and float money columns cost_input, cost_cache, cost_output, cost_reasoning, cost_total."""
+    table = usage_table(query, tag)
+    columns = ([*(["bucket"] if query.interval else []), *query.group_by, "other", "requests", *TOKEN_MEASURES,
+                "visible_output_tokens", "cost_input", "cost_cache", "cost_output", "cost_reasoning", "cost_total"])
+    if table.num_rows == 0:
+        return pd.DataFrame(columns=columns)
+    df = table.to_pandas()
+    out = pd.DataFrame(index=df.index)
+    if query.interval:
+        out["bucket"] = pd.to_datetime(df["bucket"], utc=True)
+    other = ~df["is_top"].astype(bool) if query.group_by else pd.Series(False, index=df.index)
+    slugs = project_slugs(query.project_ids) if "project" in query.group_by else {}
+    for dim in query.group_by:
+        values = df[f"g_{dim}"]
+        if dim == "project":
+            values = values.map(lambda v: slugs.get(int(v), str(v)))
+        out[dim] = values.astype(object).where(~other, OTHER)
+    out["other"] = other.to_numpy()
+    out["requests"] = df["requests"].astype("int64")
+    for m in TOKEN_MEASURES:
+        out[m] = df[m].astype("int64")
+    out["visible_output_tokens"] = out["output_tokens"] - out["reasoning_tokens"]
+
+    def money(name: str) -> pd.Series:
+        return df[name].map(float).astype("float64")
+
+    out["cost_input"] = money("cost_input")
+    out["cost_cache"] = money("cost_cache_read") + money("cost_cache_write")
+    out["cost_output"] = money("cost_output_visible")
+    out["cost_reasoning"] = money("cost_reasoning")
+    out["cost_total"] = money("cost_total")
+    return out[columns].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- traces
+
+TRACE_FILTERS: tuple[str, ...] = ("model", "task_type", "tier", "user_id", "service", "provider", "environment",
+                                  "session_id", "operation")
+TRACE_PAGE_MAX = 500
+TRACE_WINDOWS = (timedelta(hours=6), timedelta(days=2), timedelta(days=10))
+# a trace whose spans start more than this far apart is cut where a search window begins;
+# the window is widened by this margin and such traces are recomputed over the whole range
+TRACE_MARGIN = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class TraceSearch:
+    """``GET /api/v1/traces`` parameters."""
+
+    project_ids: Sequence[int]
+    start: datetime
+    end: datetime
+    filters: Filters = field(default_factory=dict)
+    status: str | None = None
+    min_cost: Decimal | None = None
+    min_reasoning_tokens: int | None = None
+    runaway: bool | None = None
+    q: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", as_utc(self.start))
+        object.__setattr__(self, "end", as_utc(self.end))
+        filters = normalize_filters(self.filters)
+        unknown = set(filters) - set(TRACE_FILTERS)
+        if unknown:
+            raise QueryError(f"traces cannot be filtered by {', '.join(sorted(unknown))}")
+        object.__setattr__(self, "filters", filters)
+        if self.status not in (None, "ok", "error", "unset"):
+            raise QueryError("status must be ok, error or unset")
+        if self.q is not None and not re.fullmatch(r"[0-9a-fA-F]{1,32}", self.q):
+            raise QueryError("q is a trace id or its prefix (hexadecimal)")
+        if not 1 <= self.limit <= TRACE_PAGE_MAX:
+            raise QueryError(f"limit must be between 1 and {TRACE_PAGE_MAX}")
+        if not 0 <= self.offset <= 100_000:
+            raise QueryError("offset must be between 0 and 100000")
+        if self.start >= self.end:
+            raise QueryError("from must be before to (to is exclusive)")
+
+
+TRACE_AGGREGATES = """
+    project_id,
+    trace_id,
+    min(start_time) AS trace_start,
+    toUnixTimestamp64Nano(min(start_time)) AS start_ns,
+    max(toUnixTimestamp64Nano(start_time) + toInt64(duration_ns)) AS end_ns,
+    if(countIf(parent_span_id = '') > 0, argMinIf(name, start_time, parent_span_id = ''), argMin(name, start_time))
+        AS root_name,
+    if(countIf(parent_span_id = '') > 0, argMinIf(service, start_time, parent_span_id = ''),
+        argMin(service, start_time)) AS root_service,
+    uniqExact(span_id) AS span_count,
+    countIf(counted = 1) AS llm_calls,
+    arraySort(groupUniqArrayIf(model, has_usage AND model != '')) AS models,
+    anyIf(task_type, counted = 1 AND task_type != '') AS trace_task_type,
+    maxIf(tier, counted = 1) AS trace_tier,
+    anyIf(user_id, user_id != '') AS trace_user_id,
+    sumIf(input_tokens, counted = 1) AS trace_input_tokens,
+    sumIf(output_tokens, counted = 1) AS trace_output_tokens,
+    sumIf(reasoning_tokens, counted = 1) AS trace_reasoning_tokens,
+    sumIf(cost_total, counted = 1) AS trace_cost,
+    multiIf(countIf(status = 'error') > 0, 'error', countIf(status = 'ok') > 0, 'ok', 'unset') AS trace_status,
+    max(runaway) AS trace_runaway"""
+
+
+def _trace_having(search: TraceSearch) -> tuple[list[str], dict[str, Any]]:
+    having: list[str] = []
+    params: dict[str, Any] = {}
+    for name, values in normalize_filters(search.filters).items():
+        kind = "Array(UInt8)" if name == "tier" else "Array(String)"
+        having.append(f"countIf({COLUMNS[name]} IN {{f_{name}:{kind}}}) > 0")
+        params[f"f_{name}"] = list(values)
+    if search.status:
+        having.append("trace_status = {status:String}")
+        params["status"] = search.status
+    if search.min_cost is not None:
+        having.append("trace_cost >= {min_cost:Decimal(38, 9)}")
+        params["min_cost"] = str(search.min_cost)
+    if search.min_reasoning_tokens is not None:
+        having.append("trace_reasoning_tokens >= {min_reasoning:UInt64}")
+        params["min_reasoning"] = int(search.min_reasoning_tokens)
+    if search.runaway is not None:
+        having.append(f"trace_runaway = {1 if search.runaway else 0}")
+    return having, params
+
+
+def _trace_row(record: Mapping[str, Any], slugs: Mapping[int, str]) -> dict[str, Any]:
+    return {
+        "trace_id": record["trace_id"],
+        "project": slugs.get(int(record["project_id"]), str(record["project_id"])),
+        "start": _iso_ns(int(record["start_ns"])),
+        "duration_ms": round((int(record["end_ns"]) - int(record["start_ns"])) / 1e6, 3),
+        "root_span_name": record["root_name"],
+        "service": record["root_service"],
+        "spans": int(record["span_count"]),
+        "llm_calls": int(record["llm_calls"]),
+        "models": list(record["models"]),
+        "task_type": record["trace_task_type"],
+        "tier": int(record["trace_tier"]),
+        "user_id": record["trace_user_id"],
+        "input_tokens": int(record["trace_input_tokens"]),
+        "output_tokens": int(record["trace_output_tokens"]),
+        "reasoning_tokens": int(record["trace_reasoning_tokens"]),
+        "cost_usd": _money(record["trace_cost"]),
+        "status": record["trace_status"],
+        "runaway": bool(record["trace_runaway"]),
+    }
+
+
+def _trace_query(search: TraceSearch, window_start: datetime, limit: int, offset: int,
+                 trace_ids: Sequence[str] | None = None) -> tuple[str, dict[str, Any]]:
+    having, params = _trace_having(search)
+    where = [f"project_id IN {PROJECT_PARAM}", f"start_time >= {{start:{TS}}}", f"start_time < {{end:{TS}}}"]
+    params.update({"start": window_start, "end": search.end, "limit": limit, "offset": offset})
+    if search.q:
+        where.append("startsWith(trace_id, {q:String})")
+        params["q"] = search.q.lower()
+    if trace_ids is not None:
+        where.append("trace_id IN {trace_ids:Array(String)}")
+        params["trace_ids"] = list(trace_ids)
+    sql = (f"SELECT {TRACE_AGGREGATES}\nFROM spans WHERE {' AND '.join(where)}\n"
+           f"GROUP BY project_id, trace_id" + (f"\nHAVING {' AND '.join(having)}" if having else "")
+           + "\nORDER BY trace_start DESC, trace_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}")
+    return sql, params
+
+
+def search_traces(search: TraceSearch, tag: str = "api.traces") -> dict[str, Any]:
+    """Traces in the range that match, newest first: ``{"traces": [...], "next_offset": n|None}``.
+
+    A trace matches a dimension filter when any of its spans has one of the values;
+    its totals count its ``counted`` spans; its status is ``error`` when any span
+    failed; it is runaway when any span is. To answer fast over long ranges the search
+    first looks at the newest hours and widens the window only while the page is not
+    full; each window is scanned from ``TRACE_MARGIN`` earlier, and the page's traces are
+    recomputed over the whole range, so results equal one scan of the whole range except
+    for a trace whose spans start more than ``TRACE_MARGIN`` apart across a window edge
+    (it may be placed or filtered by its later part).
+    """
+    ids = _ids(search.project_ids)
+    if not ids:
+        return {"traces": [], "next_offset": None}
+    want = search.offset + search.limit + 1
+    windows = [search.end - w for w in TRACE_WINDOWS if search.end - w > search.start] + [search.start]
+    records: list[dict[str, Any]] = []
+    for window_start in windows:
+        scan_from = max(search.start, window_start - TRACE_MARGIN) if window_start > search.start else search.start
+        sql, params = _trace_query(search, scan_from, want, 0)
+        found = clickhouse.execute(sql, params, tag=tag, projects=ids)
+        inside = [r for r in found if window_start == search.start or _ns_to_dt(r["start_ns"]) >= window_start]
+        if len(inside) >= want or window_start == search.start:
+            records = inside
+            break
+    page = records[search.offset: search.offset + search.limit]
+    if page and windows[0] != search.start:
+        # recompute the page's traces over the whole range: a trace may have spans before its window
+        sql, params = _trace_query(search, search.start, len(page), 0, [r["trace_id"] for r in page])
+        params.update({"limit": len(page) * 4})
+        full = {(r["project_id"], r["trace_id"]): r for r in clickhouse.execute(sql, params, tag=tag, projects=ids)}
+        page = [full.get((r["project_id"], r["trace_id"]), r) for r in page]
+    slugs = project_slugs(ids)
+    next_offset = search.offset + search.limit if len(records) > search.offset + search.limit else None
+    return {"traces": [_trace_row(r, slugs) for r in page], "next_offset": next_offset}
+
+
+def _ns_to_dt(ns: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(ns) // 1000)
+
+
+SPAN_COLUMNS = """project_id, span_id, parent_span_id, name, kind, toUnixTimestamp64Nano(start_time) AS start_ns,
+    duration_ns, status, status_message, service, environment, instrumentation, provider, model, request_model,
+    operation, task_type, tier, user_id, session_id, request_id, response_id, thinking_budget, reasoning_effort,
+    ttft_ms, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
+    reasoning_estimated, has_usage, counted, cost_input, cost_cache_read, cost_cache_write, cost_output_visible,
+    cost_reasoning, cost_total, reported_cost, priced, quality, runaway, attributes, resource_attributes"""
+
+
+def trace_detail(project_ids: Sequence[int], trace_id: str, *, include_text: bool,
+                 tag: str = "api.trace") -> dict[str, Any] | None:
+    """Every span of one trace (a re-sent span once: its counted copy), with timing,
+    tokens, cost parts, flags and attribute maps; None when no readable project has it.
+
+    ``include_text`` adds prompt_text and completion_text (stored only when the project
+    stores prompts); the caller decides by role.
+    """
+    ids = _ids(project_ids)
+    trace_id = trace_id.strip().lower()
+    if not ids or not re.fullmatch(r"[0-9a-f]{1,64}", trace_id):
+        return None
+    text = ", prompt_text, completion_text" if include_text else ""
+    sql = (f"SELECT {SPAN_COLUMNS}{text} FROM spans WHERE project_id IN {PROJECT_PARAM} "
+           "AND trace_id = {trace_id:String} "
+           "ORDER BY project_id, span_id, counted DESC, ingested_at LIMIT 1 BY project_id, span_id")
+    records = clickhouse.execute(sql, {"trace_id": trace_id}, tag=tag, projects=ids)
+    if not records:
+        return None
+    records.sort(key=lambda r: (int(r["start_ns"]), r["span_id"]))
+    origin = min(int(r["start_ns"]) for r in records)
+    finish = max(int(r["start_ns"]) + int(r["duration_ns"]) for r in records)
+    slugs = project_slugs({int(r["project_id"]) for r in records})
+    spans = []
+    for r in records:
+        cost = {m: Decimal(r[m] or 0) for m in COST_MEASURES}
+        span: dict[str, Any] = {
+            "span_id": r["span_id"],
+            "parent_span_id": r["parent_span_id"] or None,
+            "project": slugs.get(int(r["project_id"]), str(r["project_id"])),
+            "name": r["name"],
+            "kind": r["kind"],
+            "start": _iso_ns(int(r["start_ns"])),
+            "offset_ms": round((int(r["start_ns"]) - origin) / 1e6, 3),
+            "duration_ms": round(int(r["duration_ns"]) / 1e6, 3),
+            "status": r["status"],
+            "status_message": r["status_message"],
+            **{k: r[k] for k in ("service", "environment", "instrumentation", "provider", "model", "request_model",
+                                 "operation", "task_type", "user_id", "session_id", "request_id", "response_id",
+                                 "reasoning_effort")},
+            "tier": int(r["tier"]),
+            "thinking_budget": int(r["thinking_budget"]),
+            "ttft_ms": round(float(r["ttft_ms"]), 3) if r["ttft_ms"] else None,
+            **{m: int(r[m]) for m in TOKEN_MEASURES},
+            "visible_output_tokens": int(r["output_tokens"]) - int(r["reasoning_tokens"]),
+            "reasoning_estimated": bool(r["reasoning_estimated"]),
+            "has_usage": bool(r["has_usage"]),
+            "counted": bool(r["counted"]),
+            "cost_usd": _money(cost["cost_total"]),
+            "cost_input_usd": _money(cost["cost_input"]),
+            "cost_cache_usd": _money(cost["cost_cache_read"] + cost["cost_cache_write"]),
+            "cost_output_usd": _money(cost["cost_output_visible"]),
+            "cost_reasoning_usd": _money(cost["cost_reasoning"]),
+            "reported_cost_usd": _money(r["reported_cost"]) if r["reported_cost"] is not None else None,
+            "priced": bool(r["priced"]),
+            "quality": round(float(r["quality"]), 6) if r["quality"] is not None else None,
+            "runaway": bool(r["runaway"]),
+            "attributes": dict(r["attributes"] or []),
+            "resource_attributes": dict(r["resource_attributes"] or []),
+        }
+        if include_text:
+            span["prompt_text"] = r["prompt_text"]
+            span["completion_text"] = r["completion_text"]
+        spans.append(span)
+    counted = [r for r in records if r["counted"]]
+    scores = clickhouse.execute(
+        f"""SELECT span_id, name, argMax(value, created_at) AS value, argMax(source, created_at) AS source,
+            argMax(comment, created_at) AS comment, toUnixTimestamp64Milli(max(created_at)) AS created_ms
+        FROM scores WHERE project_id IN {PROJECT_PARAM} AND trace_id = {{trace_id:String}}
+        GROUP BY span_id, name ORDER BY name, span_id""",
+        {"trace_id": trace_id}, tag=f"{tag}.scores", projects=ids,
+    )
+    total = sum((Decimal(r["cost_total"] or 0) for r in counted), Decimal(0))
+    return {
+        "trace_id": trace_id,
+        "start": _iso_ns(origin),
+        "duration_ms": round((finish - origin) / 1e6, 3),
+        "spans": spans,
+        "llm_calls": len(counted),
+        "input_tokens": sum(int(r["input_tokens"]) for r in counted),
+        "output_tokens": sum(int(r["output_tokens"]) for r in counted),
+        "reasoning_tokens": sum(int(r["reasoning_tokens"]) for r in counted),
+        "cost_usd": _money(total),
+        "runaway": any(bool(r["runaway"]) for r in records),
+        "scores": [
+            {"span_id": s["span_id"] or None, "name": s["name"], "value": float(s["value"]), "source": s["source"],
+             "comment": s["comment"], "created_at": _iso(_ns_to_dt(int(s["created_ms"]) * 1_000_000))}
+            for s in scores
+        ],
+    }
+
+
+# ---------------------------------------------------------------- budgets
+
+MIN_BUDGET_SAMPLES = 5
+
+
+def _quality_source(score_name: str, alias: str = "s") -> tuple[str, str, dict[str, Any]]:
+    """A LEFT JOIN with the latest score of ``score_name`` per trace, and the per-request quality
+    expression: the span's own quality column, else that score."""
+    join = f"""LEFT JOIN (
+        SELECT project_id, trace_id, toNullable(argMax(value, created_at)) AS score
+        FROM scores WHERE project_id IN {PROJECT_PARAM} AND name = {{score_name:String}}
+        GROUP BY project_id, trace_id
+    ) AS sc ON {alias}.project_id = sc.project_id AND {alias}.trace_id = sc.trace_id"""
+    expr = f"if({alias}.quality IS NULL, sc.score, toNullable(toFloat64({alias}.quality)))"
+    return join, expr, {"score_name": score_name}
+
+
+def budget_stats(project_ids: Sequence[int], window_days: float = 7, *, tolerance: float = 0.02,
+                 task_type: str | None = None, score_name: str = "quality",
+                 min_samples: int = MIN_BUDGET_SAMPLES, now: datetime | None = None,
+                 filters: Filters | None = None, tag: str = "budgets") -> list[dict[str, Any]]:
+    """Per task class — task type × tier, and task type alone (``tier`` None) — over the
+    last ``window_days`` days of LLM calls:
+
+    requests; reasoning_p50/p90/p95/p99 (exact quantiles of reasoning tokens);
+    cost_p95_usd; thinking_share (share of calls with reasoning tokens); quality_samples,
+    mean_quality and quality_per_1k_reasoning_tokens (mean quality ÷ mean reasoning
+    tokens × 1000, over the calls with a quality); ``budgets``: per requested
+    thinking_budget (> 0) the calls with a quality and their mean quality; and
+    recommended_thinking_budget: the smallest budget with ≥ ``min_samples`` scored calls
+    whose mean quality is within ``tolerance`` (absolute) of the best such budget's,
+    None without quality data.
+
+    A call's quality is its span's ``quality`` column, else the latest score named
+    ``score_name`` of its trace (``scores`` table).
+    """
+    ids = _ids(project_ids)
+    if not ids:
+        return []
+    if not 0 <= tolerance <= 1:
+        raise QueryError("tolerance must be between 0 and 1")
+    if window_days <= 0 or window_days > 400:
+        raise QueryError("the window must be more than 0 and at most 400 days")
+    end = as_utc(now or datetime.now(UTC))
+    start = end - timedelta(days=window_days)
+    join, quality, params = _quality_source(score_name)
+    where = [f"s.project_id IN {PROJECT_PARAM}", "s.counted = 1", f"s.start_time >= {{start:{TS}}}",
+             f"s.start_time < {{end:{TS}}}"]
+    params.update({"start": start, "end": end})
+    merged = dict(normalize_filters(filters))
+    if task_type is not None:
+        merged["task_type"] = [task_type]
+    clauses, filter_params = _filter_sql(merged, alias="s.")
+    where += clauses
+    params.update(filter_params)
+    sql = f"""
+SELECT task_type, tier, thinking_budget, count() AS requests,
+    quantilesExactInclusive(0.5, 0.9, 0.95, 0.99)(reasoning_tokens) AS reasoning_q,
+    quantileExactInclusive(0.95)(toFloat64(cost_total)) AS cost_p95,
+    countIf(reasoning_tokens > 0) AS with_thinking,
+    count(q) AS quality_samples, avg(q) AS mean_quality, avgIf(reasoning_tokens, q IS NOT NULL) AS scored_reasoning
+FROM (
+    SELECT s.task_type AS task_type, s.tier AS tier, s.thinking_budget AS thinking_budget,
+        s.reasoning_tokens AS reasoning_tokens, s.cost_total AS cost_total, {quality} AS q
+    FROM spans AS s {join}
+    WHERE {' AND '.join(where)}
+)
+GROUP BY GROUPING SETS ((task_type, tier), (task_type), (task_type, tier, thinking_budget),
+    (task_type, thinking_budget))
+ORDER BY task_type, tier NULLS FIRST, thinking_budget"""
+    records = clickhouse.execute(sql, params, tag=tag, projects=ids, settings={"group_by_use_nulls": 1})
+    classes: dict[tuple[str, int | None], dict[str, Any]] = {}
+    budgets: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
+    for r in records:
+        key = (r["task_type"], None if r["tier"] is None else int(r["tier"]))
+        if r["thinking_budget"] is None:
+            classes[key] = _budget_class(r, key)
+        elif int(r["thinking_budget"]) > 0 and int(r["quality_samples"]) > 0:
+            budgets.setdefault(key, []).append({
+                "thinking_budget": int(r["thinking_budget"]),
+                "requests": int(r["requests"]),
+                "quality_samples": int(r["quality_samples"]),
+                "mean_quality": round(float(r["mean_quality"]), 6),
+            })
+    out = []
+    for key, item in classes.items():
+        options = sorted(budgets.get(key, []), key=lambda b: b["thinking_budget"])
+        item["budgets"] = options
+        item["recommended_thinking_budget"] = recommend_budget(options, tolerance, min_samples)
+        out.append(item)
+    out.sort(key=lambda c: (c["task_type"], c["tier"] is not None, c["tier"] or 0))
+    return out
+
+
+def _budget_class(r: Mapping[str, Any], key: tuple[str, int | None]) -> dict[str, Any]:
+    q = [float(x) for x in r["reasoning_q"]]
+    requests = int(r["requests"])
+    samples = int(r["quality_samples"])
+    mean_quality = float(r["mean_quality"]) if samples and r["mean_quality"] is not None else None
+    scored_reasoning = float(r["scored_reasoning"]) if samples and r["scored_reasoning"] is not None else 0.0
+    per_1k = (mean_quality * 1000 / scored_reasoning) if mean_quality is not None and scored_reasoning > 0 else None
+    cost_p95 = float(r["cost_p95"]) if requests and not math.isnan(float(r["cost_p95"])) else 0.0
+    return {
+        "task_type": key[0],
+        "tier": key[1],
+        "requests": requests,
+        "reasoning_p50": round(q[0], 3),
+        "reasoning_p90": round(q[1], 3),
+        "reasoning_p95": round(q[2], 3),
+        "reasoning_p99": round(q[3], 3),
+        "cost_p95_usd": _money(Decimal(repr(cost_p95))),
+        "thinking_share": round(int(r["with_thinking"]) / requests, 6) if requests else 0.0,
+        "quality_samples": samples,
+        "mean_quality": round(mean_quality, 6) if mean_quality is not None else None,
+        "quality_per_1k_reasoning_tokens": round(per_1k, 6) if per_1k is not None else None,
+    }
+
+
+def recommend_budget(options: Sequence[Mapping[str, Any]], tolerance: float,
+                     min_samples: int = MIN_BUDGET_SAMPLES) -> int | None:
+    """The smallest thinking budget whose mean quality is within ``tolerance`` of the best
+    budget's, among budgets with at least ``min_samples`` scored calls (None if none has)."""
+    eligible = [o for o in options if int(o["quality_samples"]) >= min_samples]
+    if not eligible:
+        return None
+    best = max(float(o["mean_quality"]) for o in eligible)
+    good = [int(o["thinking_budget"]) for o in eligible if float(o["mean_quality"]) >= best - tolerance - 1e-12]
+    return min(good)
+
+
+# ---------------------------------------------------------------- page data: finance
+
+def spend_over_time(project_ids: Sequence[int], start: datetime, end: datetime, interval: str = "day",
+                    filters: Filters | None = None) -> pd.DataFrame:
+    """Spend per time bucket, stacked by part. Columns: bucket, requests, token sums,
+    cost_input, cost_cache, cost_output, cost_reasoning, cost_total (floats, USD)."""
+    query = UsageQuery(project_ids, start, end, interval=parse_interval(interval) or "day", filters=filters or {})
+    return usage_frame(query, tag="pages.spend_over_time").drop(columns=["other"])
+
+
+def spend_by(project_ids: Sequence[int], start: datetime, end: datetime, dimension: str,
+             filters: Filters | None = None, limit: int = 10) -> pd.DataFrame:
+    """Spend per value of one dimension (project slug, tier, model, task_type, ...), top
+    ``limit`` by cost plus an "other" row (``other`` True). Columns: ``label`` (the value
+    as text), the dimension, ``other``, requests, token sums and the float cost columns."""
+    query = UsageQuery(project_ids, start, end, group_by=parse_group_by(dimension), filters=filters or {},
+                       limit=limit)
+    df = usage_frame(query, tag=f"pages.spend_by_{dimension}")
+    df.insert(0, "label", df[dimension].astype(str) if len(df) else pd.Series(dtype=str))
+    return df
+
+
+def month_bounds(moment: datetime) -> tuple[datetime, datetime]:
+    start = floor_day(as_utc(moment)).replace(day=1)
+    end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    return start, end
+
+
+def mtd_spend_and_daily(project_ids: Sequence[int], now: datetime | None = None, filters: Filters | None = None,
+                        history_days: int = 28) -> dict[str, Any]:
+    """Month-to-date spend and daily spend for the budget forecast.
+
+    Returns month_start, month_end (exclusive), now, mtd_cost (float USD, through ``now``),
+    days_elapsed (fractional), days_in_month, and ``daily``: a DataFrame [day (date),
+    cost_total, requests] for every day from ``history_days`` before the month began (or
+    the month start, whichever is earlier) through today, zero-filled.
+    """
+    current = as_utc(now or datetime.now(UTC))
+    month_start, month_end = month_bounds(current)
+    first = min(month_start, floor_day(current) - timedelta(days=history_days))
+    end = current if current > first else first + timedelta(seconds=1)
+    query = UsageQuery(project_ids, first, end, interval="day", filters=filters or {})
+    df = usage_frame(query, tag="pages.mtd_spend")
+    by_day = {pd.Timestamp(b).date(): (float(c), int(r))
+              for b, c, r in zip(df["bucket"], df["cost_total"], df["requests"], strict=True)}
+    days = [first.date() + timedelta(days=i) for i in range((floor_day(current) - first).days + 1)]
+    daily = pd.DataFrame({"day": days, "cost_total": [by_day.get(d, (0.0, 0))[0] for d in days],
+                          "requests": [by_day.get(d, (0.0, 0))[1] for d in days]})
+    mtd = float(daily.loc[[d >= month_start.date() for d in days], "cost_total"].sum()) if days else 0.0
+    return {
+        "month_start": month_start,
+        "month_end": month_end,
+        "now": current,
+        "mtd_cost": mtd,
+        "days_elapsed": (current - month_start).total_seconds() / 86400,
+        "days_in_month": (month_end - month_start).days,
+        "daily": daily,
+    }
+
+
+def top_users(project_ids: Sequence[int], start: datetime, end: datetime, n: int = 15,
+              filters: Filters | None = None) -> pd.DataFrame:
+    """The ``n`` users with the most spend (calls without a user left out). Columns: user_id,
+    requests, token sums and the float cost columns, largest first."""
+    query = UsageQuery(project_ids, start, end, group_by=["user_id"], filters=filters or {}, limit=n + 1)
+    df = usage_frame(query, tag="pages.top_users")
+    df = df[~df["other"] & (df["user_id"] != "")].head(n)
+    return df.drop(columns=["other"]).reset_index(drop=True)
+
+
+def reasoning_share(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
+                    by: str | None = None, interval: str | None = None) -> pd.DataFrame:
+    """The share of spend (and of output tokens) that went to thinking, overall or per
+    dimension ``by`` and/or time bucket. Columns: [bucket], [by], cost_total,
+    cost_reasoning, share (of cost, 0–1), output_tokens, reasoning_tokens, token_share."""
+    query = UsageQuery(project_ids, start, end, group_by=parse_group_by(by), interval=parse_interval(interval),
+                       filters=filters or {}, limit=MAX_LIMIT)
+    df = usage_frame(query, tag="pages.reasoning_share")
+    keys = [*(["bucket"] if interval else []), *([by] if by else [])]
+    out = df[[*keys, "cost_total", "cost_reasoning", "output_tokens", "reasoning_tokens"]].copy()
+    out["share"] = (out["cost_reasoning"] / out["cost_total"].where(out["cost_total"] > 0)).fillna(0.0)
+    out["token_share"] = (out["reasoning_tokens"] / out["output_tokens"].where(out["output_tokens"] > 0)).fillna(0.0)
+    return out.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- page data: engineering
+
+def _where(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None, table: str = "spans",
+           counted: bool = True, alias: str = "") -> tuple[str, dict[str, Any]]:
+    """WHERE conditions over ``spans`` (or a rollup) for a page query."""
+    column = TIME_COLUMN[table]
+    clauses = [f"{alias}project_id IN {PROJECT_PARAM}", f"{alias}{column} >= {{start:{TS}}}",
+               f"{alias}{column} < {{end:{TS}}}"]
+    params: dict[str, Any] = {"start": as_utc(start), "end": as_utc(end)}
+    if table == "spans" and counted:
+        clauses.append(f"{alias}counted = 1")
+    filter_clauses, filter_params = _filter_sql(normalize_filters(filters), alias=alias)
+    return " AND ".join([*clauses, *filter_clauses]), {**params, **filter_params}
+
+
+def _rollup_fits(filters: Filters | None, start: datetime, end: datetime) -> bool:
+    """Whether ``usage_hourly`` answers exactly: filters in its grain and an hour-aligned range."""
+    return (set(normalize_filters(filters)) <= HOURLY_DIMENSIONS and floor_hour(as_utc(start)) == as_utc(start)
+            and floor_hour(as_utc(end)) == as_utc(end))
+
+
+def _df(sql: str, params: dict[str, Any], project_ids: Sequence[int], tag: str,
+        settings: dict[str, Any] | None = None) -> pd.DataFrame:
+    return clickhouse.query_df(sql, params, tag=tag, projects=_ids(project_ids), settings=settings)
+
+
+def _aligned(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """A page range widened to whole hours (pages show hours at the finest), so the rollup serves it."""
+    return floor_hour(as_utc(start)), ceil_hour(as_utc(end))
+
+
+def reasoning_distribution(project_ids: Sequence[int], start: datetime, end: datetime,
+                           filters: Filters | None = None, classes: int = 12, bins: int = 40) -> dict[str, pd.DataFrame]:
+    """Reasoning tokens per task class (task type × tier), for the classes with the most calls.
+
+    ``quantiles``: task_type, tier, requests, with_thinking, p50, p90, p95, p99
+    (t-digest over the hourly rollup; the range is widened to whole hours).
+    ``histogram``: task_type, tier, bin_start, bin_end, requests — calls with reasoning,
+    in ``bins`` log-spaced bins from 1 token to the largest value seen.
+    """
+    empty = {"quantiles": pd.DataFrame(columns=["task_type", "tier", "requests", "with_thinking", "p50", "p90",
+                                                "p95", "p99"]),
+             "histogram": pd.DataFrame(columns=["task_type", "tier", "bin_start", "bin_end", "requests"])}
+    if not _ids(project_ids):
+        return empty
+    start, end = _aligned(start, end)
+    if _rollup_fits(filters, start, end):
+        where, params = _where(project_ids, start, end, filters, table="usage_hourly")
+        q = "quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(reasoning_q)"
+        source, count, thinking = "usage_hourly", "sum(requests)", "sum(with_thinking)"
+    else:
+        where, params = _where(project_ids, start, end, filters)
+        q = "quantilesTDigest(0.5, 0.9, 0.95, 0.99)(reasoning_tokens)"
+        source, count, thinking = "spans", "count()", "countIf(reasoning_tokens > 0)"
+    params["classes"] = classes
+    quantiles = _df(
+        f"""SELECT task_type, tier, {count} AS requests, {thinking} AS with_thinking, {q} AS q,
+            q[1] AS p50, q[2] AS p90, q[3] AS p95, q[4] AS p99
+        FROM {source} WHERE {where} GROUP BY task_type, tier HAVING with_thinking > 0
+        ORDER BY requests DESC, task_type, tier LIMIT {{classes:UInt32}}""",
+        params, project_ids, "pages.reasoning_quantiles",
+    ).drop(columns=["q"])
+    if quantiles.empty:
+        return empty
+    top = quantiles[["task_type", "tier"]].itertuples(index=False)
+    pairs = [(str(t), int(tier)) for t, tier in top]
+    where, params = _where(project_ids, start, end, filters)
+    params.update({"bins": bins, "classes_tt": [p[0] for p in pairs], "classes_tier": [p[1] for p in pairs],
+                   "top": max(float(quantiles["p99"].max()) * 4, 2.0)})
+    # bin edges: 2^(k / bins * log2(max)); the upper edge is 4 × the largest class p99 (outliers land in the last bin)
+    histogram = _df(
+        f"""WITH log2({{top:Float64}}) AS span_log
+        SELECT task_type, tier, least(toUInt32(floor(log2(reasoning_tokens) / span_log * {{bins:UInt32}})),
+                {{bins:UInt32}} - 1) AS bin, count() AS requests
+        FROM spans WHERE {where} AND reasoning_tokens > 0
+            AND has(arrayZip({{classes_tt:Array(String)}}, {{classes_tier:Array(UInt8)}}), (task_type, tier))
+        GROUP BY task_type, tier, bin ORDER BY task_type, tier, bin""",
+        params, project_ids, "pages.reasoning_histogram",
+    )
+    top_log = math.log2(params["top"])
+    histogram["bin_start"] = [2 ** (int(b) / bins * top_log) for b in histogram["bin"]]
+    histogram["bin_end"] = [2 ** ((int(b) + 1) / bins * top_log) for b in histogram["bin"]]
+    return {"quantiles": quantiles.reset_index(drop=True),
+            "histogram": histogram[["task_type", "tier", "bin_start", "bin_end", "requests"]]}
+
+
+def latency_by_tier(project_ids: Sequence[int], start: datetime, end: datetime,
+                    filters: Filters | None = None) -> pd.DataFrame:
+    """Per tier: requests, duration_p50/p95 and ttft_p50/p95 (ms; time to first token over
+    calls that reported one). Columns: tier, requests, duration_p50, duration_p95,
+    ttft_requests, ttft_p50, ttft_p95."""
+    if not _ids(project_ids):
+        return pd.DataFrame(columns=["tier", "requests", "duration_p50", "duration_p95", "ttft_requests",
+                                     "ttft_p50", "ttft_p95"])
+    where, params = _where(project_ids, start, end, filters)
+    return _df(
+        f"""SELECT tier, count() AS requests,
+            quantilesTDigest(0.5, 0.95)(duration_ns / 1e6) AS d, d[1] AS duration_p50, d[2] AS duration_p95,
+            countIf(ttft_ms > 0) AS ttft_requests,
+            quantilesTDigestIf(0.5, 0.95)(toFloat64(ttft_ms), ttft_ms > 0) AS t,
+            if(ttft_requests > 0, t[1], nan) AS ttft_p50, if(ttft_requests > 0, t[2], nan) AS ttft_p95
+        FROM spans WHERE {where} GROUP BY tier ORDER BY tier""",
+        params, project_ids, "pages.latency_by_tier",
+    ).drop(columns=["d", "t"])
+
+
+def escalation_rate_by_task_type(project_ids: Sequence[int], start: datetime, end: datetime,
+                                 filters: Filters | None = None) -> pd.DataFrame:
+    """Per task type: requests, escalated (requests with more than one LLM attempt) and rate.
+
+    A request is the LLM calls sharing ``thinkmeter.request_id`` (``request_id``
+    column), or, for calls without one, the calls of one trace. Columns: task_type,
+    requests, escalated, llm_calls, rate (0–1).
+    """
+    if not _ids(project_ids):
+        return pd.DataFrame(columns=["task_type", "requests", "escalated", "llm_calls", "rate"])
+    where, params = _where(project_ids, start, end, filters)
+    df = _df(
+        f"""SELECT task_type, count() AS requests, countIf(attempts > 1) AS escalated, sum(attempts) AS llm_calls
+        FROM (
+            SELECT task_type, count() AS attempts
+            FROM spans WHERE {where}
+            GROUP BY project_id, task_type, if(request_id = '', trace_id, request_id)
+        )
+        GROUP BY task_type ORDER BY requests DESC, task_type""",
+        params, project_ids, "pages.escalation",
+    )
+    df["rate"] = (df["escalated"] / df["requests"].where(df["requests"] > 0)).fillna(0.0).astype(float)
+    return df
+
+
+def quality_vs_reasoning(project_ids: Sequence[int], start: datetime, end: datetime,
+                         filters: Filters | None = None, score_name: str = "quality",
+                         min_samples: int = 1) -> pd.DataFrame:
+    """The efficiency frontier: per task class and requested budget (thinking_budget and
+    reasoning_effort), the calls with a quality, their mean reasoning tokens and mean
+    quality. Columns: task_type, tier, thinking_budget, reasoning_effort, requests,
+    mean_reasoning_tokens, mean_quality, mean_cost (float USD)."""
+    if not _ids(project_ids):
+        return pd.DataFrame(columns=["task_type", "tier", "thinking_budget", "reasoning_effort", "requests",
+                                     "mean_reasoning_tokens", "mean_quality", "mean_cost"])
+    where, params = _where(project_ids, start, end, filters, alias="s.")
+    join, quality, quality_params = _quality_source(score_name)
+    params.update(quality_params)
+    params["min_samples"] = min_samples
+    return _df(
+        f"""SELECT task_type, tier, thinking_budget, reasoning_effort, count() AS requests,
+            avg(reasoning_tokens) AS mean_reasoning_tokens, avg(q) AS mean_quality, avg(cost) AS mean_cost
+        FROM (
+            SELECT s.task_type AS task_type, s.tier AS tier, s.thinking_budget AS thinking_budget,
+                s.reasoning_effort AS reasoning_effort, s.reasoning_tokens AS reasoning_tokens,
+                toFloat64(s.cost_total) AS cost, {quality} AS q
+            FROM spans AS s {join} WHERE {where}
+        )
+        WHERE q IS NOT NULL
+        GROUP BY task_type, tier, thinking_budget, reasoning_effort HAVING requests >= {{min_samples:UInt32}}
+        ORDER BY task_type, tier, thinking_budget, reasoning_effort""",
+        params, project_ids, "pages.quality_vs_reasoning",
+    )
+
+
+def budget_vs_used(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
+                   sample: int = 2000) -> pd.DataFrame:
+    """Requested thinking budget against reasoning tokens used: a sample of up to ``sample``
+    calls with a budget (a deterministic hash sample). Columns: trace_id, task_type, tier,
+    model, thinking_budget, reasoning_tokens, ratio (used ÷ budget)."""
+    if not _ids(project_ids):
+        return pd.DataFrame(columns=["trace_id", "task_type", "tier", "model", "thinking_budget",
+                                     "reasoning_tokens", "ratio"])
+    where, params = _where(project_ids, start, end, filters)
+    params["sample"] = sample
+    df = _df(
+        f"""SELECT trace_id, task_type, tier, model, thinking_budget, reasoning_tokens
+        FROM spans WHERE {where} AND thinking_budget > 0
+        ORDER BY cityHash64(span_id) LIMIT {{sample:UInt32}}""",
+        params, project_ids, "pages.budget_vs_used",
+    )
+    df["ratio"] = (df["reasoning_tokens"].astype(float) / df["thinking_budget"].astype(float)) if len(df) else []
+    return df
+
+
+def runaway_traces(project_ids: Sequence[int], start: datetime, end: datetime, limit: int = 25,
+                   filters: Filters | None = None) -> list[dict[str, Any]]:
+    """The newest traces with a runaway span (``runaway = 1``), as :func:`search_traces` rows."""
+    trace_filters = {k: v for k, v in normalize_filters(filters).items() if k in TRACE_FILTERS}
+    search = TraceSearch(project_ids, start, end, filters=trace_filters, runaway=True, limit=limit)
+    if not _ids(project_ids):
+        return []
+    ids = _ids(project_ids)
+    # runaway spans are rare: find their traces first, then aggregate only those
+    where, params = _where(project_ids, start, end, None, counted=False)
+    found = clickhouse.execute(
+        f"""SELECT DISTINCT trace_id FROM spans WHERE {where} AND runaway = 1
+        ORDER BY trace_id LIMIT 10000""",
+        params, tag="pages.runaway_traces", projects=ids,
+    )
+    if not found:
+        return []
+    sql, params = _trace_query(search, search.start, limit, 0, [r["trace_id"] for r in found])
+    slugs = project_slugs(ids)
+    return [_trace_row(r, slugs) for r in clickhouse.execute(sql, params, tag="pages.runaway_traces", projects=ids)]
+
+
+# ---------------------------------------------------------------- page data: prices
+
+def unpriced_models(project_ids: Sequence[int], start: datetime, end: datetime) -> pd.DataFrame:
+    """Models with LLM calls that had no price (``priced = false``): provider, model, spans
+    (every stored span with usage), requests (counted calls), input/output tokens, first_seen,
+    last_seen — most spans first."""
+    if not _ids(project_ids):
+        return pd.DataFrame(columns=["provider", "model", "spans", "requests", "input_tokens", "output_tokens",
+                                     "first_seen", "last_seen"])
+    where, params = _where(project_ids, start, end, None, counted=False)
+    return _df(
+        f"""SELECT provider, model, count() AS spans, countIf(counted = 1) AS requests,
+            sumIf(input_tokens, counted = 1) AS input_tokens, sumIf(output_tokens, counted = 1) AS output_tokens,
+            min(start_time) AS first_seen, max(start_time) AS last_seen
+        FROM spans WHERE {where} AND has_usage AND NOT priced
+        GROUP BY provider, model ORDER BY spans DESC, provider, model LIMIT 500""",
+        params, project_ids, "pages.unpriced_models",
+    )
