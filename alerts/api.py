@@ -89,7 +89,7 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
         return writable_project(self.request)
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
+        context = dict(super().get_serializer_context())
         if self.action == "create":
             context["project"] = self.target_project()
         elif self.action in ("update", "partial_update"):

@@ -82,10 +82,13 @@ class RuleForm(forms.Form):
 
 
 class ChannelForm(forms.ModelForm):
+    url = forms.URLField(max_length=2000, assume_scheme="https", help_text="A secret: shown masked once saved.",
+                         widget=forms.URLInput(attrs={"autocomplete": "off",
+                                                      "placeholder": "https://hooks.slack.com/…"}))
+
     class Meta:
         model = Channel
         fields = ["project", "kind", "name", "url"]
-        widgets = {"url": forms.URLInput(attrs={"autocomplete": "off", "placeholder": "https://hooks.slack.com/…"})}
 
     def __init__(self, *args: Any, projects: list[Project], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -203,7 +203,7 @@ def row_matches(filters: Mapping[str, list[Any]], row: Mapping[str, Any]) -> boo
 
 
 def describe_window(seconds: int) -> str:
-    for unit, size in (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"

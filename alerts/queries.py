@@ -65,11 +65,11 @@ LIMIT {SWEEP_LIMIT}
 """
 
 SWEPT_TRACES = f"""
-SELECT trace_id, argMax(task_type, reasoning_tokens) AS task_type, toInt16(argMax(tier, reasoning_tokens)) AS tier,
-    argMax(model, reasoning_tokens) AS model, any(service) AS service, any(environment) AS environment,
-    any(user_id) AS user_id, any(session_id) AS session_id, min(start_time) AS start_time,
-    sum(reasoning_tokens) AS reasoning_tokens, sum(toFloat64(cost_total)) AS cost, count() AS spans,
-    argMax(span_id, reasoning_tokens) AS span_id
+SELECT trace_id AS t_trace_id, argMax(task_type, reasoning_tokens) AS t_task_type,
+    toInt16(argMax(tier, reasoning_tokens)) AS t_tier, argMax(model, reasoning_tokens) AS t_model,
+    any(service) AS t_service, any(environment) AS t_environment, any(user_id) AS t_user_id,
+    any(session_id) AS t_session_id, min(start_time) AS t_start_time, sum(reasoning_tokens) AS t_reasoning_tokens,
+    sum(toFloat64(cost_total)) AS t_cost, count() AS t_spans, argMax(span_id, reasoning_tokens) AS t_span_id
 FROM spans
 WHERE project_id IN {PROJECT_PARAM} AND counted = 1 AND start_time >= {{horizon:{TS}}}
     AND trace_id IN (
@@ -79,8 +79,8 @@ WHERE project_id IN {PROJECT_PARAM} AND counted = 1 AND start_time >= {{horizon:
     )
     {{filters}}
 GROUP BY trace_id
-HAVING reasoning_tokens > {{min_tokens:Float64}} OR cost > {{min_cost:Float64}}
-ORDER BY trace_id
+HAVING t_reasoning_tokens > {{min_tokens:Float64}} OR t_cost > {{min_cost:Float64}}
+ORDER BY t_trace_id
 LIMIT {SWEEP_LIMIT}
 """
 
@@ -104,8 +104,9 @@ def swept_traces(project_id: int, since: datetime, until: datetime, *, min_token
     """Whole traces (sums over their counted spans) that gained a span in [since, until)."""
     where, params = filter_sql(filters or {})
     sql = SWEPT_TRACES.replace("{filters}", where)
-    return clickhouse.execute(sql, {**_sweep_params(since, until, min_tokens, min_cost), **params},
+    rows = clickhouse.execute(sql, {**_sweep_params(since, until, min_tokens, min_cost), **params},
                               tag="alerts.sweep_traces", projects=project_id)
+    return [{name[2:]: value for name, value in row.items()} for row in rows]
 
 
 MARK_RUNAWAY = f"""

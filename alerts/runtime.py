@@ -39,7 +39,7 @@ class Snapshot:
     error: str = ""
 
 
-def build_snapshot(project_id: int) -> Snapshot:
+def build_snapshot(project_id: int, stats_max_age: float = REFRESH_SECONDS) -> Snapshot:
     """Read the project's span-scope runaway rules and their statistics (database + ClickHouse)."""
     from django.conf import settings
 
@@ -56,8 +56,7 @@ def build_snapshot(project_id: int) -> Snapshot:
             continue
         if spec.scope != "span":
             continue  # whole traces are summed by the sweep
-        compiled.append(Thresholds(spec, stats.cache.get(project_id, spec.window_seconds,
-                                                         max_age=REFRESH_SECONDS)))
+        compiled.append(Thresholds(spec, stats.cache.get(project_id, spec.window_seconds, max_age=stats_max_age)))
     return Snapshot(project_id, time.time(), tuple(compiled), str(settings.BASE_URL).rstrip("/"))
 
 
@@ -69,6 +68,7 @@ class Runtime:
     _stale: set[int] = field(default_factory=set)
     _wake: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _build_lock: threading.Lock = field(default_factory=threading.Lock)
     _refresher: threading.Thread | None = None
     _outbox: queue.Queue[tuple[int, list[Any]] | None] = field(default_factory=queue.Queue)
     _dispatcher: threading.Thread | None = None
@@ -92,19 +92,25 @@ class Runtime:
 
     # -- refresh side --------------------------------------------------------------------
 
-    def refresh(self, project_id: int) -> Snapshot:
-        """Build the project's snapshot now, in this thread (never call it on the writer thread)."""
-        try:
-            snap = build_snapshot(project_id)
-        except Exception as exc:
-            log.debug("alert rules of project %s could not be loaded: %s", project_id, exc)
-            # keep what we had; try again after the refresh interval
-            old = self._snapshots.get(project_id)
-            snap = Snapshot(project_id, time.time(), old.rules if old else (), old.base_url if old else "",
-                            error=str(exc))
-        with self._lock:
-            self._snapshots[project_id] = snap
-            self._stale.discard(project_id)
+    def refresh(self, project_id: int, *, stats_max_age: float = REFRESH_SECONDS) -> Snapshot:
+        """Build the project's snapshot now, in this thread (never call it on the writer thread).
+
+        Builds are serialized, so the snapshot stored last is the one built last.
+        ``stats_max_age`` = 0 reads the statistics afresh.
+        """
+        with self._build_lock:
+            with self._lock:
+                self._stale.discard(project_id)
+            try:
+                snap = build_snapshot(project_id, stats_max_age)
+            except Exception as exc:
+                log.debug("alert rules of project %s could not be loaded: %s", project_id, exc)
+                # keep what we had; try again after the refresh interval
+                old = self._snapshots.get(project_id)
+                snap = Snapshot(project_id, time.time(), old.rules if old else (), old.base_url if old else "",
+                                error=str(exc))
+            with self._lock:
+                self._snapshots[project_id] = snap
         return snap
 
     def invalidate(self, project_id: int | None = None) -> None:

@@ -19,7 +19,7 @@ from alerts.params import ParamError, parse_filters, parse_params
 
 
 class ChannelSerializer(serializers.ModelSerializer):
-    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    project: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     url = serializers.URLField(write_only=True, max_length=2000,
                                help_text="Slack incoming-webhook URL or webhook endpoint (a secret: never answered)")
     url_masked = serializers.CharField(source="masked_url", read_only=True)
@@ -56,7 +56,7 @@ class SigningSecretSerializer(serializers.Serializer):
 
 
 class AlertRuleSerializer(serializers.ModelSerializer):
-    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    project: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     params = serializers.JSONField(required=False, help_text="per kind; see the API docs of alert rules")
     filters = serializers.JSONField(required=False,
                                     help_text="task_type, tier, model, service, environment, user: a value or a list")
@@ -101,8 +101,8 @@ class AlertRuleSerializer(serializers.ModelSerializer):
 
 
 class AlertEventSerializer(serializers.ModelSerializer):
-    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    rule = serializers.PrimaryKeyRelatedField(read_only=True)
+    project: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    rule: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(read_only=True)
     trace_url = serializers.SerializerMethodField()
     snoozed = serializers.SerializerMethodField()
 

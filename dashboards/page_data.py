@@ -57,6 +57,21 @@ def filter_options(ids: Sequence[int], pf: PageFilters) -> dict[str, list[str]]:
 
 # ---------------------------------------------------------------- finance
 
+TOTAL_COLUMNS = ("requests", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
+                 "reasoning_tokens", "cost_input", "cost_cache", "cost_output", "cost_reasoning", "cost_total")
+
+
+def frame_totals(df: pd.DataFrame) -> dict[str, float]:
+    """Column sums of a ``spend_by`` frame; with its "other" row, the totals of the whole view."""
+    return {column: float(df[column].sum()) if not df.empty else 0.0 for column in TOTAL_COLUMNS}
+
+
+def unpriced_calls(ids: Sequence[int], pf: PageFilters) -> int:
+    """LLM calls in the range whose model had no price (left out of every sum)."""
+    df = queries.unpriced_models(ids, pf.start, pf.end)
+    return int(df["requests"].sum()) if not df.empty else 0
+
+
 def totals(ids: Sequence[int], pf: PageFilters) -> dict[str, float]:
     """Sums over the view: requests, token sums and the cost parts (floats)."""
     if not ids:

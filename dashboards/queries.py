@@ -544,8 +544,8 @@ class TraceSearch:
         if unknown:
             raise QueryError(f"traces cannot be filtered by {', '.join(sorted(unknown))}")
         object.__setattr__(self, "filters", filters)
-        if self.status not in (None, "ok", "error", "unset"):
-            raise QueryError("status must be ok, error or unset")
+        if self.status not in (None, "ok", "error"):
+            raise QueryError("status must be ok (no span failed) or error (a span failed)")
         if self.q is not None and not re.fullmatch(r"[0-9a-fA-F]{1,32}", self.q):
             raise QueryError("q is a trace id or its prefix (hexadecimal)")
         if not 1 <= self.limit <= TRACE_PAGE_MAX:
@@ -576,7 +576,7 @@ TRACE_AGGREGATES = """
     sumIf(output_tokens, counted = 1) AS trace_output_tokens,
     sumIf(reasoning_tokens, counted = 1) AS trace_reasoning_tokens,
     sumIf(cost_total, counted = 1) AS trace_cost,
-    multiIf(countIf(status = 'error') > 0, 'error', countIf(status = 'ok') > 0, 'ok', 'unset') AS trace_status,
+    if(countIf(status = 'error') > 0, 'error', 'ok') AS trace_status,
     max(runaway) AS trace_runaway"""
 
 
@@ -646,7 +646,7 @@ def search_traces(search: TraceSearch, tag: str = "api.traces") -> dict[str, Any
 
     A trace matches a dimension filter when any of its spans has one of the values;
     its totals count its ``counted`` spans; its status is ``error`` when any span
-    failed; it is runaway when any span is. To answer fast over long ranges the search
+    failed, else ``ok`` (OTel's "unset" included); it is runaway when any span is. To answer fast over long ranges the search
     first looks at the newest hours and widens the window only while the page is not
     full; each window is scanned from ``TRACE_MARGIN`` earlier, and the page's traces are
     recomputed over the whole range, so results equal one scan of the whole range except

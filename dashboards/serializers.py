@@ -58,7 +58,8 @@ def _flag(value: Any) -> bool:
 class TraceSearchParamsSerializer(serializers.Serializer):
     """Query parameters of ``GET /api/v1/traces`` besides from/to and the dimension filters."""
 
-    status = serializers.ChoiceField(choices=["ok", "error", "unset"], required=False)
+    status = serializers.ChoiceField(choices=["ok", "error"], required=False,
+                                     help_text="error: a span failed; ok: none did.")
     min_cost = serializers.DecimalField(max_digits=18, decimal_places=9, min_value=0, required=False,
                                         help_text="Minimum trace cost, USD.")
     min_reasoning_tokens = serializers.IntegerField(min_value=0, required=False)

@@ -188,45 +188,47 @@ def finance(request: HttpRequest) -> HttpResponse:
     context = base_context(view, "finance")
     pf, ids = view.pf, view.ids
     now = datetime.now(UTC)
-    totals = page_data.totals(ids, pf) if ids else {}
+    by_task = page_data.spend_by(ids, pf, "task_type")
+    totals = page_data.frame_totals(by_task)  # every group plus "other": the whole view
     context["has_data"] = bool(totals.get("requests"))
     context["has_any_data"] = context["has_data"] or page_data.has_any_data(ids)
     budget = float(sum(p.monthly_budget_usd for p in view.projects))
-    month = page_data.month_spend(ids, pf, now) if ids else None
+    context["budget"] = budget
+    context["month_label"] = f"{now:%B %Y}"
     charts: list[Chart] = []
+    month = page_data.month_spend(ids, pf, now) if context["has_any_data"] else None
     if month is not None and (month.month_to_date > 0 or context["has_data"]):
-        elapsed = (now - now.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds() / 86400
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         forecast = forecast_month_end(
             month.month_to_date, month.history, (month.month_end - now).total_seconds() / 86400,
-            today_so_far=month.today_so_far, today_elapsed=elapsed,
+            today_so_far=month.today_so_far, today_elapsed=(now - today).total_seconds() / 86400,
         )
         charts.append(chart("budget", figures.budget_burn(
             month.daily, month_start=month.month_start, month_end=month.month_end, now=now, budget=budget,
             forecast=forecast,
         )))
-        context["forecast"] = forecast
-        context["budget_share"] = month.month_to_date / budget if budget else None
-        context["forecast_share"] = forecast.share_of(budget)
-        context["month_to_date"] = month.month_to_date
-    context["budget"] = budget
-    context["month_label"] = f"{now:%B %Y}"
+        context.update({
+            "forecast": forecast, "month_to_date": month.month_to_date,
+            "budget_share": month.month_to_date / budget if budget else None,
+            "forecast_share": forecast.share_of(budget),
+        })
     if context["has_data"]:
         context["totals"] = totals
-        context["reasoning_share"] = totals["cost_reasoning"] / totals["cost_total"] if totals.get("cost_total") else 0
-        context["mean_cost"] = totals["cost_total"] / totals["requests"] if totals.get("requests") else 0
-        charts.append(chart("over_time", figures.spend_over_time(page_data.spend_over_time(ids, pf), interval=pf.interval)))
+        context["reasoning_share"] = totals["cost_reasoning"] / totals["cost_total"] if totals["cost_total"] else 0
+        context["mean_cost"] = totals["cost_total"] / totals["requests"]
+        context["unpriced"] = page_data.unpriced_calls(ids, pf)
+        charts.append(chart("over_time", figures.spend_over_time(page_data.spend_over_time(ids, pf),
+                                                                 interval=pf.interval)))
         charts.append(chart("parts", figures.cost_parts_donut(totals)))
-        by = {dimension: page_data.spend_by(ids, pf, dimension, view.names())
-              for dimension in ("project", "tier", "model", "task_type")}
-        for dimension, df in by.items():
-            charts.append(chart(f"by_{dimension}", figures.spend_by(df)))
-        charts.append(chart("reasoning_share", figures.reasoning_share_by(by["task_type"])))
+        for dimension in ("project", "tier", "model"):
+            charts.append(chart(f"by_{dimension}", figures.spend_by(page_data.spend_by(ids, pf, dimension,
+                                                                                      view.names()))))
+        charts.append(chart("by_task_type", figures.spend_by(by_task)))
+        charts.append(chart("reasoning_share", figures.reasoning_share_by(by_task)))
         drill = view.user_drilldown_projects()
         context["users_hidden"] = len(drill) < len(view.projects)
         if drill:
-            users = page_data.top_users([p.pk for p in drill], pf)
-            context["top_users"] = _records(users)
-            charts.append(chart("top_users", figures.top_users(users)))
+            charts.append(chart("top_users", figures.top_users(page_data.top_users([p.pk for p in drill], pf))))
         context["csv_links"] = {
             "By day and part": f"/api/v1/usage?{pf.api_querystring(format='csv', interval='day')}",
             "By task type and tier": f"/api/v1/usage?{pf.api_querystring(format='csv', group_by='task_type,tier')}",
@@ -384,7 +386,7 @@ def trace_detail(request: HttpRequest, trace_id: str) -> HttpResponse:
     roles = roles_for(request.user, readable)
     allowed = [p for p in readable if roles.get(p.pk) in (Role.ENGINEER, Role.ADMIN)]
     if not allowed:
-        return forbidden(request, "Traces show individual requests, so they need the engineer or admin role.")
+        return forbidden(request, "A trace shows individual requests, so it needs the engineer or admin role.")
     if not TRACE_ID.match(trace_id):
         raise Http404("not a trace id")
     found = page_data.trace([p.pk for p in allowed], trace_id, include_text=any(p.store_prompts for p in allowed))

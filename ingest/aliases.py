@@ -47,6 +47,12 @@ TTFT = (
     ("gen_ai.server.time_to_first_token", 1000.0),
     ("ai.response.msToFirstChunk", 1.0),
 )
+# Span events whose time marks the first streamed token (TTFT = event time − span start):
+# OpenInference has no TTFT attribute, only this event on streamed spans.
+TTFT_EVENTS = ("First Token Stream Event",)
+# OpenLIT sets gen_ai.server.time_to_first_token on non-streamed calls too, where it is the
+# whole call's latency: trusted only unless this attribute says the call was not streamed.
+STREAM_FLAG = "gen_ai.request.stream"
 REASONING_EFFORT = ("gen_ai.request.reasoning.level", "gen_ai.request.reasoning_effort", "llm.request.reasoning_effort")
 THINKING_BUDGET = ("thinkmeter.thinking_budget", "anthropic.thinking.budget_tokens", "gen_ai.request.thinking.budget_tokens")
 INVOCATION_PARAMETERS = "llm.invocation_parameters"

@@ -99,8 +99,8 @@ class PricesView(APIView):
             PROJECT,
             OpenApiParameter("provider", OpenApiTypes.STR, description="only this provider (e.g. openai)"),
             OpenApiParameter("model", OpenApiTypes.STR,
-                             description="only entries that price this model name (pattern match or same name); "
-                                         "the first one listed is the one ingest uses"),
+                             description="only entries that price this model name (pattern match or same name), "
+                                         "in matching order: for one project the first is the one ingest uses"),
         ],
         responses=CatalogPriceListSerializer,
     )

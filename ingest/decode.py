@@ -49,6 +49,7 @@ class DecodedSpan:
     resource: dict[str, Any]
     scope: str
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    event_times_ns: list[int] = field(default_factory=list)  # time of each of ``events``, same order
 
 
 @dataclass(slots=True)
@@ -198,6 +199,7 @@ def from_proto(request: ExportTraceServiceRequest) -> DecodedBatch:
                         resource=resource,
                         scope=scope,
                         events=[(e.name, attributes(e.attributes)) for e in span.events] if span.events else [],
+                        event_times_ns=[e.time_unix_nano for e in span.events] if span.events else [],
                     )
                 )
     return batch

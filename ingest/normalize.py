@@ -286,6 +286,12 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0
 
 
+def _not_streamed(attrs: dict[str, Any]) -> bool:
+    """The span says its call was not streamed (then a TTFT is just the call's latency)."""
+    flag = attrs.get(aliases.STREAM_FLAG)
+    return flag is False or (isinstance(flag, str) and flag.strip().lower() == "false")
+
+
 def _has_prefix(attrs: dict[str, Any], prefix: str) -> bool:
     return any(key.startswith(prefix) for key in attrs)
 
@@ -377,12 +383,22 @@ def normalize(span: DecodedSpan) -> Normalized:
     if effort is None and isinstance(invocation.get("reasoning"), dict):
         effort = invocation["reasoning"].get("effort")
     out.reasoning_effort = str(effort or "")
+    # OpenInference's llm.model_name is the response model; the requested one is only in the
+    # invocation parameters.
+    request_hit = found.get("request_model") or rfound.get("request_model")
+    if (request_hit is None or request_hit[2] == "llm.model_name") and isinstance(invocation.get("model"), str):
+        out.request_model = canonical_model(invocation["model"]) or out.request_model
 
     ttft = found.get("ttft")
-    if ttft is not None:
+    if ttft is not None and not (ttft[2] == "gen_ai.server.time_to_first_token" and _not_streamed(attrs)):
         seconds = as_float(ttft[1])
         if seconds is not None and seconds >= 0:
             out.ttft_ms = seconds * TTFT_FACTOR[ttft[2]]
+    elif ttft is None and span.event_times_ns and len(span.event_times_ns) == len(span.events):
+        for (event_name, _), at_ns in zip(span.events, span.event_times_ns, strict=True):
+            if event_name in aliases.TTFT_EVENTS and at_ns >= span.start_ns:
+                out.ttft_ms = (at_ns - span.start_ns) / 1e6
+                break
 
     input_tokens = count("input")
     output_tokens = count("output")

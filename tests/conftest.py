@@ -75,6 +75,10 @@ def ch() -> ModuleType:
     for table in clickhouse_tables():
         clickhouse.execute(f"TRUNCATE TABLE {table}", tag="tests.truncate", system=True)
     recent.index.clear()  # the in-memory dedup index must forget what the truncate removed
+    # Part names are reused after TRUNCATE / DETACH+ATTACH, and ClickHouse's query condition
+    # cache keys on (table, part name, condition): stale entries silently drop matching rows
+    # (ClickHouse issue #116202). Forget them with the data.
+    clickhouse.execute("SYSTEM DROP QUERY CONDITION CACHE", tag="tests.truncate", system=True)
     return clickhouse
 
 
@@ -131,3 +135,31 @@ def clickhouse_server_url() -> str:
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def price_catalog(request: pytest.FixtureRequest) -> None:
+    """Keep the shipped price catalog loaded for every test that uses the database.
+
+    Transactional tests flush every table when they end, including the catalog that a
+    data migration loaded; reload it (and drop the in-memory snapshot) when it is gone.
+    """
+    uses_db = request.node.get_closest_marker("django_db") is not None or any(
+        name in request.fixturenames for name in ("db", "transactional_db", "live_server")
+    )
+    if not uses_db:
+        return
+    request.getfixturevalue("transactional_db" if _is_transactional(request) else "db")
+    from ingest import catalog, catalog_loader
+    from ingest.models import ModelPrice
+
+    if not ModelPrice.objects.filter(project__isnull=True).exists():
+        catalog_loader.load(catalog_loader.read())
+        catalog.invalidate()
+
+
+def _is_transactional(request: pytest.FixtureRequest) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])):
+        return True
+    return any(name in request.fixturenames for name in ("transactional_db", "live_server"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from thinkmeter.models import ApiKey
@@ -53,3 +54,13 @@ class ProjectKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="thinkmeter"'
+
+
+class ProjectKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[misc]
+    """Describes project-key authentication in the OpenAPI schema."""
+
+    target_class = "thinkmeter.auth.ProjectKeyAuthentication"
+    name = "projectKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "description": "Project API key: Authorization: Bearer tm_..."}

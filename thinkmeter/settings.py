@@ -137,6 +137,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns when it is missing
 # Static files (including plotly.js) are served by the project itself, from the app
 # directories, in every mode: no CDN and no collectstatic step needed.
 WHITENOISE_USE_FINDERS = True

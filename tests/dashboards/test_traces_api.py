@@ -90,6 +90,8 @@ class Traces:
 
 @pytest.fixture
 def traces(ch: ModuleType, priced: None, project: Any, project_key: str) -> Traces:
+    project.store_prompts = True
+    project.save()
     return Traces(project_key, project.pk)
 
 
@@ -117,7 +119,7 @@ def test_search_lists_traces_newest_first_with_totals(traces: Traces, project_ke
     assert (t3["root_span_name"], t3["service"], t3["runaway"], t3["tier"]) == ("nightly_batch", "svc-b", True, 3)
 
 
-@pytest.mark.parametrize("params, expected", [
+FILTER_CASES: list[tuple[dict[str, str], list[str]]] = [
     ({"model": "tm-fast"}, ["t1", "t2"]),
     ({"model": "tm-reasoner,tm-fast"}, ["t1", "t2", "t3"]),
     ({"task_type": "code"}, ["t3"]),
@@ -132,9 +134,13 @@ def test_search_lists_traces_newest_first_with_totals(traces: Traces, project_ke
     ({"runaway": "true"}, ["t3"]),
     ({"runaway": "false"}, ["t1", "t2"]),
     ({"model": "tm-fast", "status": "ok"}, ["t1"]),
-])
-def test_search_filters(traces: Traces, project_key: str, params: dict[str, str], expected: list[str]) -> None:
-    assert traces.names(search(project_key, **params)["traces"]) == expected
+    ({"model": "tm-fast", "tier": "1", "user_id": "bob"}, ["t2"]),
+]
+
+
+def test_search_filters(traces: Traces, project_key: str) -> None:
+    for params, expected in FILTER_CASES:
+        assert traces.names(search(project_key, **params)["traces"]) == expected, params
 
 
 def test_search_by_cost_time_and_id(traces: Traces, project_key: str) -> None:
@@ -205,9 +211,7 @@ def test_widening_windows_give_the_same_answer_as_one_scan(ch: ModuleType, price
     assert everything.index(straddler) == 3
 
 
-def test_trace_detail_every_span(traces: Traces, project: Any, project_key: str) -> None:
-    project.store_prompts = True
-    project.save()
+def test_trace_detail_every_span(traces: Traces, project_key: str) -> None:
     response = key_client(project_key).get(f"/api/v1/traces/{traces.ids['t1']}")
     assert response.status_code == 200
     detail = response.json()

@@ -25,6 +25,21 @@ def fresh_caches() -> Iterator[None]:
     classify.rule_cache.invalidate()
 
 
+@pytest.fixture(autouse=True)
+def shipped_catalog(db: None) -> None:
+    """The global catalog that migration ingest.0002 loads.
+
+    A transactional test elsewhere in the suite (``transaction=True`` without
+    ``serialized_rollback``) flushes every table, data-migration rows included; then load
+    the same file again inside this test's transaction.
+    """
+    from ingest import catalog_loader
+    from ingest.models import ModelPrice
+
+    if not ModelPrice.objects.filter(project__isnull=True).exists():
+        catalog_loader.load(catalog_loader.read())
+
+
 def key_client(secret: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Bearer " + secret)

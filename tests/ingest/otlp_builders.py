@@ -248,3 +248,14 @@ def gzip_bomb(inflated_mib: int, chunk_mib: int = 16) -> bytes:
     final_empty_block = b"\x03\x00"
     trailer = struct.pack("<II", crc, (count * len(chunk)) & 0xFFFFFFFF)
     return first + repeat * (count - 1) + final_empty_block + trailer
+
+
+def reattach(clickhouse: Any, table: str) -> None:
+    """ATTACH a table detached to simulate an outage, and forget query-condition-cache entries.
+
+    A re-attached MergeTree numbers its new parts from its highest existing block again,
+    so part names recur; ClickHouse's query condition cache keys on part names and would
+    serve stale entries for them (ClickHouse issue #116202).
+    """
+    clickhouse.execute(f"ATTACH TABLE {table}", tag="tests.storage_down", system=True)
+    clickhouse.execute("SYSTEM DROP QUERY CONDITION CACHE", tag="tests.storage_down", system=True)

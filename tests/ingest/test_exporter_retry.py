@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
-from tests.ingest.otlp_builders import counted_sums, rollup_sums, stored_spans
+from tests.ingest.otlp_builders import counted_sums, reattach, rollup_sums, stored_spans
 
 SPANS = 60
 OUTAGE_S = 2.0
@@ -42,7 +42,7 @@ def test_exporter_retries_deliver_every_span_exactly_once(
     attached = threading.Event()
 
     def attach() -> None:
-        ch.execute("ATTACH TABLE spans", tag="tests.storage_down", system=True)
+        reattach(ch, "spans")
         attached.set()
 
     ch.execute("DETACH TABLE spans", tag="tests.storage_down", system=True)

@@ -2,6 +2,7 @@
 
 The server runs in this process on a free port (chdb allows one process), so the tests
 use transactional DB access: the server's worker threads have their own connections.
+Storage outages are made by detaching the spans table under the running receiver.
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ from ingest.grpc_server import (
 )
 from tests.ingest.otlp_builders import make_request, new_span_id, span_dict
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Transactional: the server's worker threads use their own DB connections. Serialized
+# rollback: each test starts from the migrated database (the shipped price catalog is a
+# data migration, which a transactional test's closing flush would empty for the next).
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 MODEL = "grpc-test-reasoner"
@@ -73,23 +77,6 @@ SPAN_SQL = "FROM spans WHERE project_id IN {project_ids:Array(UInt32)}"
 
 
 # --- fixtures and helpers -------------------------------------------------------------
-
-
-@pytest.fixture(scope="module", autouse=True)
-def shipped_catalog_restored(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
-    """Load the shipped price catalog again after this module.
-
-    Every transactional test ends by flushing the database, which empties the catalog that
-    a data migration loaded; tests that run later (and expect it) find it again.
-    """
-    yield
-    from ingest import catalog, catalog_loader
-    from ingest.models import ModelPrice
-
-    with django_db_blocker.unblock():
-        if not ModelPrice.objects.filter(project=None).exists():
-            catalog_loader.load(catalog_loader.read())
-        catalog.invalidate()
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from tests.ingest.otlp_builders import (
     new_span_id,
     new_trace_id,
     post_otlp,
+    reattach,
     rollup_sums,
     span_dict,
     stored_spans,
@@ -513,7 +514,7 @@ def test_storage_down_is_503_with_retry_after_and_nothing_is_acknowledged(
     try:
         responses = [post_otlp(client, body, project_key, media) for _ in range(3)]
     finally:
-        store.execute("ATTACH TABLE spans", tag="tests.storage_down", system=True)
+        reattach(store, "spans")
     for response in responses:
         assert response.status_code == 503
         assert int(response["Retry-After"]) >= 1
@@ -536,7 +537,7 @@ def test_a_rollup_table_down_is_503_and_the_retry_counts_once_everywhere(
     try:
         assert post_otlp(client, body, project_key).status_code == 503
     finally:
-        store.execute("ATTACH TABLE usage_hourly", tag="tests.storage_down", system=True)
+        reattach(store, "usage_hourly")
     assert stored_spans(project.pk) == []
     assert rollup_sums(project.pk, "usage_daily_users")["requests"] == 0
     assert post_otlp(client, body, project_key).status_code == 200

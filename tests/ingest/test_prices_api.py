@@ -17,7 +17,13 @@ from ingest import catalog as catalog_module
 from ingest.catalog import Catalog
 from ingest.models import ClassificationRule, ModelPrice, PriceRate
 from ingest.pricing import price
-from tests.ingest.api_helpers import fresh_caches, issue_key, key_client, person_client  # noqa: F401
+from tests.ingest.api_helpers import (  # noqa: F401  (autouse fixtures)
+    fresh_caches,
+    issue_key,
+    key_client,
+    person_client,
+    shipped_catalog,
+)
 from tests.ingest.otlp_builders import llm_span, new_trace_id, post_spans
 from thinkmeter.clickhouse import PROJECT_PARAM
 
@@ -55,6 +61,10 @@ def override_body(model: str = "o3", **changes: Any) -> dict[str, Any]:
 
 
 def test_migration_loads_a_catalog_of_at_least_60_models_from_six_providers() -> None:
+    from django.db.migrations.recorder import MigrationRecorder
+
+    applied = MigrationRecorder.Migration.objects.filter(app="ingest").values_list("name", flat=True)
+    assert "0002_load_default_catalog" in set(applied)
     entries = list(ModelPrice.objects.filter(project__isnull=True).prefetch_related("rates"))
     assert len(entries) >= 60
     assert {e.provider for e in entries} == PROVIDERS

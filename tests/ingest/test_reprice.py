@@ -21,7 +21,7 @@ from ingest import reprice
 from ingest.catalog import Catalog, Entry, RatePeriod
 from ingest.models import ModelPrice, PriceRate
 from ingest.pricing import Rates, price
-from tests.ingest.api_helpers import fresh_caches  # noqa: F401  (autouse fixture)
+from tests.ingest.api_helpers import fresh_caches, shipped_catalog  # noqa: F401  (autouse fixtures)
 from tests.ingest.otlp_builders import llm_span, post_spans
 from thinkmeter.clickhouse import PROJECT_PARAM
 
@@ -312,3 +312,59 @@ def test_command_rejects_bad_arguments(project: Any) -> None:
         call_command("reprice", "--project", "acme", "--from", "yesterday", "--to", "2026-01-02")
     with pytest.raises(CommandError, match="before --from"):
         call_command("reprice", "--project", "acme", "--from", "2026-01-05", "--to", "2026-01-02")
+
+
+FULL_SQL = {
+    "usage_hourly": (
+        "SELECT project_id, hour, service, environment, provider, model, operation, task_type, tier, {sums}, {qs} "
+        f"FROM usage_hourly WHERE project_id IN {PROJECT_PARAM} "
+        "GROUP BY project_id, hour, service, environment, provider, model, operation, task_type, tier ORDER BY ALL"
+    ),
+    "usage_daily_users": (
+        "SELECT project_id, day, user_id, task_type, tier, model, {sums}, {qs} "
+        f"FROM usage_daily_users WHERE project_id IN {PROJECT_PARAM} "
+        "GROUP BY project_id, day, user_id, task_type, tier, model ORDER BY ALL"
+    ),
+}
+
+
+def full_rollups(ch: ModuleType, project_id: int) -> dict[str, list[dict[str, Any]]]:
+    quantile_states = ("reasoning_q", "cost_q", "duration_q", "ttft_q")
+    sums = ", ".join(f"sum({c}) AS s_{c}" for c in reprice.rollup_columns("usage_hourly")[9:]
+                     if c not in quantile_states)
+    qs = ", ".join(f"quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)({c}) AS m_{c}" for c in quantile_states)
+    return {table: ch.execute(sql.replace("{sums}", sums).replace("{qs}", qs), tag="tests.reprice.full",
+                              projects=project_id)
+            for table, sql in FULL_SQL.items()}
+
+
+def test_rebuilt_rollups_equal_what_the_materialized_views_wrote(
+    ch: ModuleType, client: Any, project: Any, project_key: str, days: dict[str, date],
+) -> None:
+    """With unchanged prices, a reprice rebuilds every rollup column as the views had it."""
+    rng = random.Random(5)
+    for name in ("first", "last"):
+        for chunk in range(3):  # several inserts: the views saw several blocks
+            calls = []
+            for minute in range(0, 60, 7):
+                call = random_call(rng, rng.choice(["o4-mini", "gpt-4.1", "claude-sonnet-4"]),
+                                   at(days[name], 8 + chunk, minute),
+                                   provider="anthropic" if chunk == 2 else "openai")
+                call["attributes"].update({"thinkmeter.quality": rng.random(), "thinkmeter.thinking_budget": 4000,
+                                           "gen_ai.response.time_to_first_chunk": rng.random()})
+                call["status"] = 2 if minute == 7 else 0
+                calls.append(call)
+            post_spans(client, project_key, calls, resource={"service.name": f"svc-{chunk % 2}"})
+    written = full_rollups(ch, project.pk)
+    assert len(written["usage_hourly"]) >= 6 and len(written["usage_daily_users"]) >= 6
+    assert any(r["s_errors"] for r in written["usage_hourly"]) and any(r["s_quality_count"] for r in
+                                                                       written["usage_hourly"])
+    reprice.reprice(project.pk, days["first"], days["last"] + timedelta(days=1))
+    rebuilt = full_rollups(ch, project.pk)
+    for table in FULL_SQL:
+        assert len(rebuilt[table]) == len(written[table])
+        for old, new in zip(written[table], rebuilt[table], strict=True):
+            exact = {k: v for k, v in old.items() if not k.startswith("m_")}
+            assert {k: new[k] for k in exact} == exact
+            for key in (k for k in old if k.startswith("m_")):
+                assert new[key] == pytest.approx(old[key], rel=1e-6), key

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.ingest.api_helpers import fresh_caches, issue_key, key_client, person_client  # noqa: F401
+from tests.ingest.api_helpers import (  # noqa: F401  (autouse fixtures)
+    fresh_caches,
+    issue_key,
+    key_client,
+    person_client,
+    shipped_catalog,
+)
 from tests.ingest.otlp_builders import new_span_id, new_trace_id
 from thinkmeter.clickhouse import PROJECT_PARAM
 
