@@ -19,6 +19,7 @@ import secrets
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from alerts import channels
 from thinkmeter.models import Project
@@ -160,7 +161,7 @@ class Notification(models.Model):
     reason = models.CharField(max_length=16, choices=Reason.choices)
     events = models.ManyToManyField(AlertEvent, related_name="notifications")
     message = models.JSONField(help_text="The content, frozen when created: every retry sends the same.")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

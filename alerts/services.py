@@ -20,19 +20,19 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-import math
 import random
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -43,6 +43,7 @@ from alerts.params import parse_filters, parse_params
 from thinkmeter.models import Project
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OPEN = AlertEvent.OPEN_STATES
 Reason = Notification.Reason
@@ -54,6 +55,28 @@ SWEEP_LAG = timedelta(seconds=10)  # rows ingested in the last seconds may still
 SWEEP_FIRST_LOOKBACK = timedelta(minutes=10)
 SWEEP_MAX_LOOKBACK = timedelta(days=1)
 NO_FLOOR = 1e300
+
+
+def retry_locked(fn: Callable[..., T]) -> Callable[..., T]:
+    """Run ``fn`` again when SQLite (embedded mode) reports the database locked.
+
+    Two deferred SQLite transactions that read and then write can deadlock; SQLite then
+    fails one of them at once instead of waiting. The failed transaction rolled back, so
+    running it again is safe. Inside an outer transaction nothing is retried.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        for attempt in range(6):
+            try:
+                return fn(*args, **kwargs)
+            except OperationalError as exc:
+                if "locked" not in str(exc) or transaction.get_connection().in_atomic_block or attempt == 5:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    return wrapper
 
 
 def now_utc() -> datetime:
@@ -74,6 +97,7 @@ def _rank(severity: str) -> int:
     return SEVERITY_RANK.get(severity, 0)
 
 
+@retry_locked
 def fire(rule: AlertRule, finding: Finding, now: datetime | None = None) -> AlertEvent:
     """Record that ``finding`` holds now; open, update or reopen its event and notify as due."""
     now = now or now_utc()
@@ -146,6 +170,7 @@ def resolve_absent(rule: AlertRule, present: Iterable[str], now: datetime | None
     return resolved
 
 
+@retry_locked
 def _resolve(event: AlertEvent, by: str, now: datetime, *, announce: bool) -> None:
     with transaction.atomic():
         updated = AlertEvent.objects.filter(pk=event.pk, state__in=OPEN).update(
@@ -239,6 +264,7 @@ def _schedule_flush(rule: AlertRule, due: datetime, now: datetime) -> None:
         transaction.on_commit(enqueue)
 
 
+@retry_locked
 def flush_group(rule_id: int, now: datetime | None = None) -> Notification | None:
     """Send the events of a rule that waited for its grouping window, as one message."""
     now = now or now_utc()
@@ -271,7 +297,8 @@ def send(rule: AlertRule, events: Sequence[AlertEvent], reason: str, now: dateti
     message = messages.build_message(
         reason=reason, project=project.slug, rule={"id": rule.pk, "name": rule.name, "kind": rule.kind},
         events=briefs, base_url=base_url(), created_at=now.isoformat())
-    notification = Notification.objects.create(project=project, rule=rule, reason=reason, message=message)
+    notification = Notification.objects.create(project=project, rule=rule, reason=reason, message=message,
+                                               created_at=now)
     notification.events.set(events)
     deliveries = [Delivery.objects.create(notification=notification, channel=channel) for channel in targets]
     ids = [d.pk for d in deliveries]
@@ -300,60 +327,76 @@ def backoff(attempt: int) -> float:
     return min(BACKOFF_BASE * 2 ** max(attempt - 1, 0), BACKOFF_MAX) * (1 + random.random() * 0.1)
 
 
+@retry_locked
+def _claim(delivery_id: int, now: datetime) -> bool:
+    """Take the delivery for one attempt: one conditional UPDATE, so exactly one worker wins."""
+    claimable = (
+        Q(status=Delivery.Status.PENDING)
+        | Q(status=Delivery.Status.RETRYING, next_attempt_at__isnull=True)
+        | Q(status=Delivery.Status.RETRYING, next_attempt_at__lte=now + timedelta(seconds=1))
+        | Q(status=Delivery.Status.SENDING, claimed_at__isnull=True)
+        | Q(status=Delivery.Status.SENDING, claimed_at__lt=now - LEASE)
+    )
+    return bool(Delivery.objects.filter(pk=delivery_id).filter(claimable).update(
+        status=Delivery.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1))
+
+
 def attempt_delivery(delivery_id: int, now: datetime | None = None) -> DeliveryOutcome:
     """One attempt to deliver; safe to call again for the same delivery at any time.
 
-    Claims the delivery under a row lock: a delivered or failed one is left alone (so a
-    redelivered task message posts nothing twice), one being sent by another worker
-    whose lease has not run out is left to it. Records the attempt and its outcome.
+    Claims the delivery first (:func:`_claim`): a delivered or failed one is left alone (so
+    a redelivered task message posts nothing twice), one being sent by another worker
+    whose lease has not run out is left to it, one whose next attempt is not due yet
+    waits. Records the attempt and its outcome.
     """
     now = now or now_utc()
-    with transaction.atomic():
-        delivery = (Delivery.objects.select_for_update().select_related("channel", "notification")
-                    .filter(pk=delivery_id).first())
-        if delivery is None:
+    if not _claim(delivery_id, now):
+        current = Delivery.objects.filter(pk=delivery_id).first()
+        if current is None:
             return DeliveryOutcome("missing")
-        if delivery.status in (Delivery.Status.DELIVERED, Delivery.Status.FAILED):
-            log.info("delivery %s already %s; not sent again", delivery.idempotency_key, delivery.status)
-            return DeliveryOutcome(delivery.status)
-        if delivery.status == Delivery.Status.SENDING and delivery.claimed_at and now - delivery.claimed_at < LEASE:
-            return DeliveryOutcome("busy", retry_in=(delivery.claimed_at + LEASE - now).total_seconds())
-        if (delivery.status == Delivery.Status.RETRYING and delivery.next_attempt_at
-                and delivery.next_attempt_at - now > timedelta(seconds=1)):
-            return DeliveryOutcome("early", retry_in=(delivery.next_attempt_at - now).total_seconds())
-        channel = delivery.channel
-        if not channel.enabled:
-            delivery.status, delivery.last_error = Delivery.Status.FAILED, "the channel is disabled"
-            delivery.save(update_fields=["status", "last_error"])
-            return DeliveryOutcome(delivery.status)
-        delivery.status, delivery.claimed_at = Delivery.Status.SENDING, now
-        delivery.attempts = F("attempts") + 1
-        delivery.save(update_fields=["status", "claimed_at", "attempts"])
-        delivery.refresh_from_db(fields=["attempts"])
-        number = delivery.attempts
-        body, headers = channels.render(channel.kind, delivery.notification.message, delivery.idempotency_key,
-                                        channel.signing_secret)
+        if current.status == Delivery.Status.SENDING and current.claimed_at:
+            return DeliveryOutcome("busy", retry_in=max((current.claimed_at + LEASE - now).total_seconds(), 1.0))
+        if current.status == Delivery.Status.RETRYING and current.next_attempt_at:
+            return DeliveryOutcome("early", retry_in=max((current.next_attempt_at - now).total_seconds(), 0.5))
+        log.info("delivery %s already %s; not sent again", current.idempotency_key, current.status)
+        return DeliveryOutcome(current.status)
+    delivery = Delivery.objects.select_related("channel", "notification").get(pk=delivery_id)
+    number = delivery.attempts
+    channel = delivery.channel
+    if not channel.enabled:
+        Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.FAILED,
+                                                       last_error="the channel is disabled")
+        return DeliveryOutcome(Delivery.Status.FAILED)
+    body, headers = channels.render(channel.kind, delivery.notification.message, delivery.idempotency_key,
+                                    channel.signing_secret)
     started = time.perf_counter()
     result = channels.post(channel.url, body, headers, allow_hosts=settings.WEBHOOK_ALLOW_HOSTS)
     duration_ms = (time.perf_counter() - started) * 1000
+    return _record(delivery, number, now, result, duration_ms)
+
+
+@retry_locked
+def _record(delivery: Delivery, number: int, started_at: datetime, result: channels.SendResult,
+            duration_ms: float) -> DeliveryOutcome:
+    """Keep the attempt and move the delivery on (one transaction, writes only)."""
     finished = now_utc()
-    DeliveryAttempt.objects.create(delivery=delivery, number=number, started_at=now, duration_ms=duration_ms,
-                                   status_code=result.status_code, ok=result.ok, error=result.error[:2000],
-                                   retry_after=result.retry_after)
     fields = {"last_status_code": result.status_code, "last_error": result.error[:2000]}
-    if result.ok:
-        Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.DELIVERED, delivered_at=finished,
-                                                       next_attempt_at=None, **fields)
-        return DeliveryOutcome(Delivery.Status.DELIVERED, sent=True)
-    if result.retryable and number < MAX_ATTEMPTS:
-        delay = result.retry_after if result.retry_after is not None else backoff(number)
-        delay = max(delay, 0.5)
-        Delivery.objects.filter(pk=delivery.pk).update(
-            status=Delivery.Status.RETRYING, next_attempt_at=finished + timedelta(seconds=delay), **fields)
-        log.info("delivery %s attempt %d failed (%s); retrying in %.1f s", delivery.idempotency_key, number,
-                 result.error, delay)
-        return DeliveryOutcome(Delivery.Status.RETRYING, retry_in=delay)
-    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED, next_attempt_at=None, **fields)
+    with transaction.atomic():
+        DeliveryAttempt.objects.create(delivery=delivery, number=number, started_at=started_at,
+                                       duration_ms=duration_ms, status_code=result.status_code, ok=result.ok,
+                                       error=result.error[:2000], retry_after=result.retry_after)
+        if result.ok:
+            Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.DELIVERED, delivered_at=finished,
+                                                           next_attempt_at=None, **fields)
+            return DeliveryOutcome(Delivery.Status.DELIVERED, sent=True)
+        if result.retryable and number < MAX_ATTEMPTS:
+            delay = max(result.retry_after if result.retry_after is not None else backoff(number), 0.5)
+            Delivery.objects.filter(pk=delivery.pk).update(
+                status=Delivery.Status.RETRYING, next_attempt_at=finished + timedelta(seconds=delay), **fields)
+            log.info("delivery %s attempt %d failed (%s); retrying in %.1f s", delivery.idempotency_key, number,
+                     result.error, delay)
+            return DeliveryOutcome(Delivery.Status.RETRYING, retry_in=delay)
+        Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED, next_attempt_at=None, **fields)
     log.warning("delivery %s failed for good after %d attempts: %s", delivery.idempotency_key, number, result.error)
     return DeliveryOutcome(Delivery.Status.FAILED)
 
@@ -574,11 +617,3 @@ def maintenance(now: datetime | None = None) -> dict[str, int]:
         tasks.enqueue("alerts.deliver", [delivery_id])
         requeued += 1
     return {"flushed": flushed, "reminded": reminded, "requeued": requeued}
-
-
-def day_of(moment: datetime) -> date:
-    return moment.astimezone(UTC).date()
-
-
-def finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None

@@ -223,19 +223,21 @@ def search_traces(ids: Sequence[int], pf: PageFilters, *, min_cost: float | None
 
 
 def trace(ids: Sequence[int], trace_id: str, include_text: bool) -> tuple[dict[str, Any], pd.DataFrame] | None:
-    """A trace (``queries.trace_detail``) and its spans as a DataFrame for the waterfall and
-    table: the span fields plus ``depth`` (nesting level), ``kind`` (llm, tool, server,
-    internal, other: what the span is, for colour), ``otel_kind`` and float ``cost_total``."""
+    """A trace (``queries.trace_detail``) and its spans as a DataFrame for the waterfall.
+
+    Each span gains ``depth`` (nesting level), ``kind`` (llm, tool, server, internal,
+    other: what the span is, for colour; the OTel kind moves to ``otel_kind``) and a
+    float ``cost_total``."""
     detail = queries.trace_detail(ids, trace_id, include_text=include_text, tag="pages.trace")
     if detail is None:
         return None
-    spans = pd.DataFrame(detail["spans"])
     parents = {s["span_id"]: s["parent_span_id"] or "" for s in detail["spans"]}
-    spans["depth"] = [_depth(span_id, parents) for span_id in spans["span_id"]]
-    spans["otel_kind"] = spans["kind"]
-    spans["kind"] = [display_kind(s) for s in detail["spans"]]
-    spans["cost_total"] = [float(v) for v in spans["cost_usd"]]
-    return detail, spans
+    for span in detail["spans"]:
+        span["depth"] = _depth(span["span_id"], parents)
+        span["otel_kind"] = span["kind"]
+        span["kind"] = display_kind(span)
+        span["cost_total"] = float(span["cost_usd"])
+    return detail, pd.DataFrame(detail["spans"])
 
 
 def _depth(span_id: str, parents: dict[str, str]) -> int:

@@ -153,7 +153,7 @@ def base_context(view: PageView, nav: str, *, filters: bool = True) -> dict[str,
     }
     if filters:
         options = page_data.filter_options(view.ids, pf) if view.ids else {}
-        fields = []
+        fields: list[dict[str, Any]] = []
         for name, label in FILTER_LABELS.items():
             if name == "user":
                 if len(view.user_drilldown_projects()) == len(view.projects):
@@ -398,7 +398,7 @@ def trace_detail(request: HttpRequest, trace_id: str) -> HttpResponse:
     context = base_context(view, "traces", filters=False)
     counted = spans[spans["counted"]]
     context.update({
-        "trace": detail, "project": project, "spans": _records(spans),
+        "trace": detail, "project": project, "spans": detail["spans"],
         "charts": {"waterfall": chart("waterfall", figures.span_waterfall(spans))},
         "started": datetime.fromisoformat(detail["start"].replace("Z", "+00:00")),
         "cost": float(detail["cost_usd"]), "errors": int((spans["status"] == "error").sum()),
@@ -419,7 +419,7 @@ def prices(request: HttpRequest) -> HttpResponse:
     entries = (
         ModelPrice.objects.filter(project__isnull=True) | ModelPrice.objects.filter(project__in=view.projects)
     ).select_related("project").prefetch_related("rates").order_by("project_id", "position", "id")
-    catalog = []
+    catalog: list[dict[str, Any]] = []
     for entry in entries:
         rates = list(entry.rates.all())
         current = next((r for r in rates if r.effective_from <= today and (r.effective_to is None or today < r.effective_to)), None)
@@ -427,8 +427,7 @@ def prices(request: HttpRequest) -> HttpResponse:
                         "since": current.effective_from if current else None,
                         "until": current.effective_to if current else None})
     context["catalog"] = catalog
-    context["providers"] = sorted({c["entry"].provider for c in catalog})
-    context["pf"] = None
+    context["providers"] = sorted({entry.provider for entry in entries})
     context["unpriced"] = page_data.unpriced_models(view.ids)
     context["names"] = view.names()
     context["is_admin"] = request.user.is_staff and any(r == Role.ADMIN for r in view.roles.values())

@@ -66,6 +66,17 @@ def clickhouse_tables() -> list[str]:
     return [row["name"] for row in rows]
 
 
+def drop_query_condition_cache() -> None:
+    """``SYSTEM DROP QUERY CONDITION CACHE`` (a SYSTEM statement takes no SETTINGS clause,
+    so it bypasses execute(), which always appends log_comment)."""
+    from thinkmeter import clickhouse
+
+    transport: Any = clickhouse.transport()
+    if transport.kind == "chdb":
+        with transport._connection() as conn:
+            conn.query("SYSTEM DROP QUERY CONDITION CACHE", "Null")
+
+
 @pytest.fixture
 def ch() -> ModuleType:
     """The ClickHouse module, with every data table emptied."""
@@ -78,7 +89,7 @@ def ch() -> ModuleType:
     # Part names are reused after TRUNCATE / DETACH+ATTACH, and ClickHouse's query condition
     # cache keys on (table, part name, condition): stale entries silently drop matching rows
     # (ClickHouse issue #116202). Forget them with the data.
-    clickhouse.execute("SYSTEM DROP QUERY CONDITION CACHE", tag="tests.truncate", system=True)
+    drop_query_condition_cache()
     return clickhouse
 
 

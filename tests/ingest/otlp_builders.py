@@ -257,5 +257,7 @@ def reattach(clickhouse: Any, table: str) -> None:
     so part names recur; ClickHouse's query condition cache keys on part names and would
     serve stale entries for them (ClickHouse issue #116202).
     """
+    from tests.conftest import drop_query_condition_cache
+
     clickhouse.execute(f"ATTACH TABLE {table}", tag="tests.storage_down", system=True)
-    clickhouse.execute("SYSTEM DROP QUERY CONDITION CACHE", tag="tests.storage_down", system=True)
+    drop_query_condition_cache()

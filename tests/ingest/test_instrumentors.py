@@ -107,6 +107,10 @@ def provider() -> Iterator[FakeProvider]:
 def thinking_provider() -> Iterator[FakeProvider]:
     """The fake provider answering in the newer Anthropic shape (thinking tokens reported)."""
     with FakeProvider(anthropic_report_thinking_tokens=True) as fake:
+        # Both fakes number their messages from 1; a response id seen twice would (rightly) be
+        # deduplicated as one call, so this one's ids start far above the other's.
+        for _ in range(100_000):
+            fake.next_id("messages")
         yield fake
 
 

@@ -1,0 +1,153 @@
+"""Every dashboard page in headless Chromium (Debian's), driven by Playwright, against seeded data.
+
+The demo traffic goes through the real ingest path (``manage.py seed_demo`` posting to
+the live server's ``/v1/traces``). The test signs in, loads each page, checks that every
+chart div holds a drawn Plotly figure and that the browser logged no errors, changes
+filters and watches the URL and the chart follow, and saves full-page screenshots under
+``test-artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+PAGES = {
+    "finance": "/finance/",
+    "engineering": "/engineering/",
+    "traces": "/traces/",
+    "prices": "/prices/",
+    "report": "/finance/report/",
+}
+
+
+@pytest.fixture
+def site(live_server: Any, project: Any, project_key: str, ch: Any, django_user_model: Any) -> str:
+    """The live server's URL, with demo traffic stored and a superuser admin / browser-pw.
+
+    Done before Playwright starts: its sync API runs an event loop in this thread, and
+    Django refuses database calls from a thread with a running loop.
+    """
+    call_command("seed_demo", "--url", live_server.url, "--key", project_key, "--project", project.slug,
+                 "--spans", "2500", "--days", "20", "--seed", "11", "--concurrency", "2")
+    django_user_model.objects.create_superuser("admin", "admin@localhost", "browser-pw")
+    return str(live_server.url)
+
+
+@pytest.fixture
+def browser_page(site: str) -> Iterator[tuple[Any, list[str]]]:
+    """A Chromium page and the list its console errors, page errors and failed requests go to."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (tests/run_tests.sh does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
+        try:
+            yield page, problems
+        finally:
+            browser.close()
+
+
+def _charts_drawn(page: Any) -> int:
+    """Wait until every chart div is drawn; return how many there are (each with Plotly's SVG)."""
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.chart[data-figure]')].every(el => el.dataset.rendered === '1')",
+        timeout=30_000,
+    )
+    charts = page.query_selector_all(".chart[data-figure]")
+    for chart in charts:
+        assert chart.query_selector(".main-svg") is not None, chart.get_attribute("id")
+    drawn = page.query_selector_all(".chart.js-plotly-plot .main-svg")
+    assert len(drawn) >= len(charts)
+    return len(charts)
+
+
+def _shoot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _y_labels(page: Any, chart_id: str) -> set[str]:
+    return set(page.evaluate(
+        "(id) => document.getElementById(id).data.filter(t => t.type === 'bar').flatMap(t => t.y)",
+        f"chart-{chart_id}",
+    ))
+
+
+def test_every_page_in_chromium(site: str, browser_page: tuple[Any, list[str]]) -> None:
+    page, problems = browser_page
+
+    page.goto(f"{site}/finance/")
+    assert "/login/" in page.url
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "browser-pw")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/finance/")
+
+    expected_charts = {"finance": 9, "engineering": 5}
+    for name, path in PAGES.items():
+        page.goto(f"{site}{path}")
+        assert _charts_drawn(page) == expected_charts.get(name, 0), name
+        assert page.locator("h1").first.is_visible()
+        _shoot(page, name)
+
+    # A trace from the explorer: the waterfall draws, the span table lists the spans.
+    page.goto(f"{site}/traces/?min_reasoning=1")
+    page.locator("#trace-table tbody tr a").first.click()
+    page.wait_for_url("**/traces/*/")
+    assert _charts_drawn(page) == 1
+    assert page.locator("#span-table tbody tr").count() >= 2
+    _shoot(page, "trace")
+
+    # Changing a filter changes the URL and the chart.
+    page.goto(f"{site}/finance/")
+    _charts_drawn(page)
+    before = _y_labels(page, "by_tier")
+    assert len(before) > 1
+    spend_before = page.inner_text("[data-kpi=spend]")
+    with page.expect_navigation():
+        page.select_option("select[name=tier]", "2")
+    assert "tier=2" in page.url
+    _charts_drawn(page)
+    assert _y_labels(page, "by_tier") == {"tier 2"}
+    assert page.inner_text("[data-kpi=spend]") != spend_before
+    assert page.locator("select[name=tier]").input_value() == "2"
+    _shoot(page, "finance-tier-2")
+
+    # The range picker keeps the filter and moves the window; a custom range takes dates.
+    with page.expect_navigation():
+        page.select_option("select[name=range]", "7d")
+    assert "range=7d" in page.url and "tier=2" in page.url
+    _charts_drawn(page)
+    page.select_option("select[name=range]", "custom")
+    assert page.locator("input[name=from]").is_visible()
+    page.fill("input[name=from]", "2020-01-01")
+    with page.expect_navigation():
+        page.fill("input[name=to]", "2020-01-31")
+        page.dispatch_event("input[name=to]", "change")
+    assert "from=2020-01-01" in page.url and "to=2020-01-31" in page.url
+    assert "Nothing matches this view" in page.content()
+
+    # Engineering follows the same filters.
+    page.goto(f"{site}/engineering/?task_type=code_generation")
+    _charts_drawn(page)
+    assert _y_labels(page, "escalation") == {"code_generation"}
+    _shoot(page, "engineering-code-generation")
+
+    assert problems == [], problems
