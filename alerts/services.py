@@ -333,7 +333,7 @@ def _claim(delivery_id: int, now: datetime) -> bool:
     claimable = (
         Q(status=Delivery.Status.PENDING)
         | Q(status=Delivery.Status.RETRYING, next_attempt_at__isnull=True)
-        | Q(status=Delivery.Status.RETRYING, next_attempt_at__lte=now + timedelta(seconds=1))
+        | Q(status=Delivery.Status.RETRYING, next_attempt_at__lte=now + timedelta(seconds=0.2))
         | Q(status=Delivery.Status.SENDING, claimed_at__isnull=True)
         | Q(status=Delivery.Status.SENDING, claimed_at__lt=now - LEASE)
     )
@@ -611,9 +611,15 @@ def maintenance(now: datetime | None = None) -> dict[str, int]:
         | Q(status=Delivery.Status.RETRYING, next_attempt_at__lte=now - timedelta(minutes=5))
         | Q(status=Delivery.Status.SENDING, claimed_at__lte=now - LEASE)
     ).values_list("pk", flat=True)
-    from alerts import tasks
+    ids = list(stuck)
 
-    for delivery_id in stuck:
-        tasks.enqueue("alerts.deliver", [delivery_id])
-        requeued += 1
+    def enqueue() -> None:
+        from alerts import tasks
+
+        for delivery_id in ids:
+            tasks.enqueue("alerts.deliver", [delivery_id])
+
+    if ids:
+        transaction.on_commit(enqueue)
+        requeued = len(ids)
     return {"flushed": flushed, "reminded": reminded, "requeued": requeued}

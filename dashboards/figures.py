@@ -36,12 +36,18 @@ PALETTE = (
     "#6366f1", "#14b8a6", "#f59e0b", "#ef4444", "#8b5cf6", "#0ea5e9",
     "#84cc16", "#ec4899", "#64748b", "#f97316", "#10b981", "#a855f7",
 )
-KIND_COLORS = {"llm": "#6366f1", "tool": "#14b8a6", "server": "#8b5cf6", "internal": "#0ea5e9", "other": "#94a3b8"}
+KIND_COLORS = {"llm": "#6366f1", "tool": "#14b8a6", "server": "#475569", "internal": "#94a3b8", "other": "#cbd5e1"}
 ERROR_COLOR = "#ef4444"
+
+
+def span_color(kind: str, status: str) -> str:
+    """The colour of a span in the waterfall and the span table: red for errors, else by kind."""
+    return ERROR_COLOR if status == "error" else KIND_COLORS.get(kind, KIND_COLORS["other"])
 FONT = "Inter, system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 GRID = "#eef0f3"
 AXIS = "#667085"
 MONEY_AXIS = {"tickprefix": "$", "tickformat": ",.2~f"}
+BUDGET_OFF_SCALE = 4.0  # the budget chart leaves out a budget line more than this × the forecast
 
 
 def _axis(**overrides: Any) -> dict[str, Any]:
@@ -140,15 +146,26 @@ def budget_burn(
         go.Scatter(x=xs, y=ys, mode="lines", line={"color": "#111827", "width": 2.5}, name="Spent",
                    hovertemplate="%{x|%b %d %H:%M}: %{y:$,.2f}<extra>spent</extra>"),
     ]
-    if budget > 0:
+    # Scale to the spend when the budget is far above it (a flat line at the bottom says
+    # nothing) and say where the budget is; otherwise show the budget line.
+    reach = max(forecast.high, forecast.month_to_date, 0.01)
+    notes = []
+    if budget > 0 and budget <= reach * BUDGET_OFF_SCALE:
         traces.append(go.Scatter(
             x=[month_start, month_end], y=[budget, budget], mode="lines",
             line={"color": "#ef4444", "width": 1.5, "dash": "dot"}, name=f"Budget {money(budget)}",
             hovertemplate="budget %{y:$,.2f}<extra></extra>",
         ))
+        top = max(budget, reach) * 1.08
+    else:
+        top = reach * 1.2
+        if budget > 0:
+            notes.append(_note(f"budget {money(budget)} is far above this scale ({forecast.expected / budget:.1%} "
+                               "forecast)", x=1, y=1, xanchor="right", yanchor="bottom",
+                               font={"size": 11, "color": "#ef4444"}))
     return go.Figure(data=traces, layout=layout(
         height=300, hovermode="x unified", xaxis={"range": [month_start, month_end], "tickformat": "%b %d"},
-        yaxis={"rangemode": "tozero"},
+        yaxis={"range": [0, top]}, annotations=notes,
     ))
 
 
@@ -458,8 +475,7 @@ def span_waterfall(df: pd.DataFrame) -> go.Figure:
     frame = df.sort_values(["offset_ms", "depth"]).reset_index(drop=True)
     labels = [f"{'· ' * int(d)}{name}  #{i + 1}"
               for i, (name, d) in enumerate(zip(frame["name"], frame["depth"], strict=True))]
-    colors = [ERROR_COLOR if status == "error" else KIND_COLORS.get(str(kind), KIND_COLORS["other"])
-              for kind, status in zip(frame["kind"], frame["status"], strict=True)]
+    colors = [span_color(str(kind), str(status)) for kind, status in zip(frame["kind"], frame["status"], strict=True)]
     cost = _floats(frame["cost_total"]) if "cost_total" in frame else [0.0] * len(frame)
     reasoning = _floats(frame["reasoning_tokens"]) if "reasoning_tokens" in frame else [0.0] * len(frame)
     traces: list[Any] = [go.Bar(

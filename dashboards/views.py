@@ -396,6 +396,8 @@ def trace_detail(request: HttpRequest, trace_id: str) -> HttpResponse:
     project = next(p for p in allowed if p.slug == spans["project"].iloc[0])
     view = PageView(request=request, projects=[project], readable=readable, roles=roles, pf=parse({}))
     context = base_context(view, "traces", filters=False)
+    for span in detail["spans"]:
+        span["color"] = figures.span_color(span["kind"], span["status"])
     counted = spans[spans["counted"]]
     context.update({
         "trace": detail, "project": project, "spans": detail["spans"],

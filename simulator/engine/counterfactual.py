@@ -146,7 +146,7 @@ class ClassRef:
     n_all: int
     source: int  # CLASS (first attempts), ESCALATION (all attempts) or UNSUPPORTED
     sorted: dict[str, np.ndarray]
-    rows: np.ndarray  # attempt rows of the sample (for pricing it in the intervals)
+    rows: np.ndarray  # attempt rows of the sample
 
 
 class Counterfactual:
@@ -171,16 +171,19 @@ class Counterfactual:
         self.task_names: list[str] = [str(c) for c in req["task_type"].cat.categories]
         self.req_task = req["task_type"].cat.codes.to_numpy(np.int64)
 
-        pairs = list(zip(att["tier"].to_numpy(np.int64).tolist(), att["thinking_budget"].to_numpy(np.int64).tolist(),
-                         strict=True))
-        self.configs: list[Config] = sorted({Config(t, b) for t, b in set(pairs)})
+        tiers = att["tier"].to_numpy(np.int64)
+        budgets = att["thinking_budget"].to_numpy(np.int64)
+        pair_key, inverse = np.unique(tiers * (1 << 32) + budgets, return_inverse=True)
+        self.configs: list[Config] = [Config(int(v >> 32), int(v & 0xFFFFFFFF)) for v in pair_key]
         self._index = {c: i for i, c in enumerate(self.configs)}
-        self.att_config = np.array([self._index[Config(t, b)] for t, b in pairs], dtype=np.int64) \
-            if pairs else np.zeros(0, dtype=np.int64)
+        self.att_config = inverse.astype(np.int64).reshape(-1)  # configs sorted by (tier, budget): ids follow
         self.att_req = att["request"].to_numpy(np.int64)
         self.att_task = self.req_task[self.att_req] if len(att) else np.zeros(0, dtype=np.int64)
         first = att["attempt"].to_numpy() == 1
         self.first_row = np.flatnonzero(first)  # one per request, in request order
+        self._prompt = {name: att[name].to_numpy(np.float64)
+                        for name in ("input_tokens", "cache_read_tokens", "cache_write_tokens")}
+        self._resample: np.random.Generator | None = None
         self._measures = {
             "visible_tokens": np.maximum(att["output_tokens"].to_numpy(np.float64)
                                          - att["reasoning_tokens"].to_numpy(np.float64), 0.0),
@@ -189,6 +192,8 @@ class Counterfactual:
             "quality": att["quality"].to_numpy(np.float64),
         }
         self._refs: dict[tuple[int, int], ClassRef] = {}
+        self._resampled: set[tuple[int, int]] = set()
+        self._columns: dict[str, np.ndarray] = {}
         self._build_refs(first)
         self._direct: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._build_direct()
@@ -252,33 +257,31 @@ class Counterfactual:
         for m in ("quality", "visible_tokens", "reasoning_tokens", "latency_ms"):
             values = self._measures[m]
             noise = rng.standard_normal(n)
-            fallback = rng.random(n)  # no observation at all: unknown, uniformly at random
+            out = rng.random(n)  # no observation at all: unknown, uniformly at random
             if m == "quality":  # the earliest attempt that carries a quality
                 cand = np.flatnonzero(~np.isnan(values))
                 rows = cand[np.unique(self.att_req[cand], return_index=True)[1]] if len(cand) else cand
             else:
                 rows = self.first_row[~np.isnan(values[self.first_row])]
-            groups = self._class_groups(rows)
-            if m == "quality":
-                out = fallback
-                for t, k, group in groups:
-                    ref = self._refs[(t, k)].sorted[m]
-                    if len(ref):
-                        r = self.att_req[rows[group]]
-                        out[r] = stats.pit(ref, values[rows[group]], rng.random(len(group)))
-                        self.quality_known[r] = True
-                u[m] = out
-                z_difficulty = stats.norm_ppf(1.0 - out)
-                continue
-            rho = self._tie_rho(m, rows, groups, z_difficulty)
-            self.tie_dependence[m] = round(rho, 4)
-            jitter = stats.norm_cdf(rho * z_difficulty + np.sqrt(1.0 - rho * rho) * noise)
-            out = fallback
-            for t, k, group in groups:
+            placed = []
+            for t, k, group in self._class_groups(rows):
                 ref = self._refs[(t, k)].sorted[m]
                 if len(ref):
                     r = self.att_req[rows[group]]
-                    out[r] = stats.pit(ref, values[rows[group]], jitter[r])
+                    placed.append((r, *stats.tie_bounds(ref, values[rows[group]]), len(ref)))
+            if m == "quality":
+                jitter = rng.random(n)
+                for r, left, right, size in placed:
+                    out[r] = stats.pit_from_bounds(left, right, size, jitter[r])
+                    self.quality_known[r] = True
+                u[m] = out
+                z_difficulty = stats.norm_ppf(1.0 - out)
+                continue
+            rho = self._tie_rho(placed, z_difficulty)
+            self.tie_dependence[m] = round(rho, 4)
+            jitter = stats.norm_cdf(rho * z_difficulty + np.sqrt(1.0 - rho * rho) * noise)
+            for r, left, right, size in placed:
+                out[r] = stats.pit_from_bounds(left, right, size, jitter[r])
             u[m] = out
         return u
 
@@ -296,23 +299,18 @@ class Counterfactual:
             out.append((t, k, group))
         return out
 
-    def _tie_rho(self, measure: str, rows: np.ndarray, groups: list[tuple[int, int, np.ndarray]],
+    def _tie_rho(self, placed: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]],
                  z_difficulty: np.ndarray) -> float:
-        """Normal-score correlation of ``measure`` with difficulty, over values that are not widely shared."""
+        """Normal-score correlation of a measure with difficulty, over values that are not widely shared."""
         zs: list[np.ndarray] = []
         zd: list[np.ndarray] = []
-        values = self._measures[measure]
-        for t, k, group in groups:
-            ref = self._refs[(t, k)].sorted[measure]
-            if len(ref) < 2:
+        for r, left, right, size in placed:
+            if size < 2:
                 continue
-            v = values[rows[group]]
-            tie = (np.searchsorted(ref, v, "right") - np.searchsorted(ref, v, "left")) / len(ref)
-            r = self.att_req[rows[group]]
-            keep = (tie <= 0.01) & self.quality_known[r]
+            keep = ((right - left) <= 0.01 * size) & self.quality_known[r]
             if keep.sum() < 2:
                 continue
-            zs.append(stats.norm_ppf(stats.midrank_pit(ref, v[keep])))
+            zs.append(stats.norm_ppf(stats.pit_from_bounds(left[keep], right[keep], size, np.full(int(keep.sum()), 0.5))))
             zd.append(z_difficulty[r[keep]])
         if not zs:
             return 0.0
@@ -332,7 +330,19 @@ class Counterfactual:
         return index
 
     def ref(self, task: int, config: int) -> ClassRef | None:
-        return self._refs.get((task, config))
+        """The class sample of (task, config) (resampled, on first use, in a replicate)."""
+        ref = self._refs.get((task, config))
+        if ref is None or self._resample is None or ref.source == UNSUPPORTED or (task, config) in self._resampled:
+            return ref
+        # A bootstrap resample of a sorted sample, still sorted: each value repeated as often as drawn.
+        sorted_values = {}
+        for m, values in ref.sorted.items():
+            size = len(values)
+            counts = np.bincount(self._resample.integers(0, size, size), minlength=size) if size else np.zeros(0, int)
+            sorted_values[m] = np.repeat(values, counts)
+        ref = self._refs[(task, config)] = ClassRef(ref.n_first, ref.n_all, ref.source, sorted_values, ref.rows)
+        self._resampled.add((task, config))
+        return ref
 
     def observed_configs(self, task: int) -> list[int]:
         """Configurations (ids) with enough observations for ``task`` to estimate from."""
@@ -341,6 +351,21 @@ class Counterfactual:
     def difficulty(self) -> np.ndarray:
         """Per request, 1 − its quality quantile within its class (hard requests near 1)."""
         return 1.0 - self.u["quality"]
+
+    def request_values(self, name: str) -> np.ndarray:
+        """A per-request column as numbers (cached): ``prompt_tokens_rank`` (percentile) or ``attr:<key>``
+        (not numeric → NaN)."""
+        cached = self._columns.get(name)
+        if cached is None:
+            req = self.table.requests
+            if name == "prompt_tokens_rank":
+                cached = req["prompt_tokens"].rank(method="average", pct=True).to_numpy(np.float64)
+            elif name in req.columns:
+                cached = pd.to_numeric(pd.Series(req[name].to_numpy(dtype=object)), errors="coerce").to_numpy(np.float64)
+            else:
+                cached = np.full(self.n, np.nan)
+            self._columns[name] = cached
+        return cached
 
     def outcome(self, config: Config | int) -> Outcomes:
         """Every request's outcome under ``config`` (cached)."""
@@ -358,16 +383,14 @@ class Counterfactual:
     def _compute(self, k: int) -> Outcomes:
         n = self.n
         cfg = self.configs[k]
-        att = self.table.attempts
         out = Outcomes.empty(n)
         out.config[:] = k
         out.steps[:] = 1
         status = np.full(n, UNSUPPORTED, dtype=np.int8)
         first = self.first_row
         # The prompt is the request's own, whatever the configuration.
-        out.input_tokens[:] = att["input_tokens"].to_numpy(np.float64)[first]
-        out.cache_read_tokens[:] = att["cache_read_tokens"].to_numpy(np.float64)[first]
-        out.cache_write_tokens[:] = att["cache_write_tokens"].to_numpy(np.float64)[first]
+        for name in ("input_tokens", "cache_read_tokens", "cache_write_tokens"):
+            getattr(out, name)[:] = self._prompt[name][first]
         for name in ("visible_tokens", "reasoning_tokens", "latency_ms"):
             getattr(out, name)[:] = np.nan
 
@@ -377,9 +400,8 @@ class Counterfactual:
             req, rows = direct
             observed[req] = True
             status[req] = DIRECT
-            out.input_tokens[req] = att["input_tokens"].to_numpy(np.float64)[rows]
-            out.cache_read_tokens[req] = att["cache_read_tokens"].to_numpy(np.float64)[rows]
-            out.cache_write_tokens[req] = att["cache_write_tokens"].to_numpy(np.float64)[rows]
+            for name in ("input_tokens", "cache_read_tokens", "cache_write_tokens"):
+                getattr(out, name)[req] = self._prompt[name][rows]
             for name in MEASURES:
                 getattr(out, name)[req] = self._measures[name][rows]
 
@@ -388,7 +410,7 @@ class Counterfactual:
             idx = np.flatnonzero((self.req_task == t) & ~observed)
             if not len(idx):
                 continue
-            ref = self._refs.get((t, k))
+            ref = self.ref(t, k)
             if ref is None or ref.source == UNSUPPORTED:
                 continue
             status[idx] = ref.source
@@ -430,67 +452,43 @@ class Counterfactual:
         out.cost_output[:] = out.visible_tokens * r_out
         out.cost_reasoning[:] = out.reasoning_tokens * r_reason
 
-    def replicate(self, rng: np.random.Generator | None, subset: np.ndarray) -> Counterfactual:
+    def replicate(self, rng: np.random.Generator | None, subset: np.ndarray,
+                  base: Counterfactual | None = None) -> Counterfactual:
         """This model restricted to the requests ``subset``, with every class sample bootstrap-resampled.
 
         Requests keep their quantiles and their own observations; only the class
-        distributions they are mapped through change. ``rng=None`` resamples nothing (the
-        base the replicates are compared with). Used for the intervals: a policy's result
-        on the replicates shows how much it moves with the class samples.
+        distributions they are mapped through change (each resampled when first used).
+        ``rng=None`` resamples nothing: the base the replicates are compared with. Pass
+        that ``base`` (built for the same subset) to build replicates cheaply.
         """
         clone = object.__new__(Counterfactual)
-        clone.__dict__.update(self.__dict__)
-        subset = np.asarray(subset, dtype=np.int64)
-        clone.n = len(subset)
-        requests = self.table.requests.iloc[subset].reset_index(drop=True)
-        clone.table = RequestTable(requests=requests, attempts=self.table.attempts)
-        clone.req_task = self.req_task[subset]
-        clone.first_row = self.first_row[subset]
-        clone.u = {m: values[subset] for m, values in self.u.items()}
-        clone.quality_known = self.quality_known[subset]
-        position = np.full(self.n, -1, dtype=np.int64)
-        position[subset] = np.arange(len(subset))
-        clone._direct = {}
-        for k, (req, rows) in self._direct.items():
-            keep = position[req] >= 0
-            if keep.any():
-                clone._direct[k] = (position[req[keep]], rows[keep])
+        if base is not None:
+            clone.__dict__.update(base.__dict__)
+        else:
+            clone.__dict__.update(self.__dict__)
+            subset = np.asarray(subset, dtype=np.int64)
+            clone.n = len(subset)
+            requests = self.table.requests.iloc[subset].reset_index(drop=True)
+            clone.table = RequestTable(requests=requests, attempts=self.table.attempts)
+            clone.req_task = self.req_task[subset]
+            clone.first_row = self.first_row[subset]
+            clone.u = {m: values[subset] for m, values in self.u.items()}
+            clone.quality_known = self.quality_known[subset]
+            position = np.full(self.n, -1, dtype=np.int64)
+            position[subset] = np.arange(len(subset))
+            clone._direct = {}
+            for k, (req, rows) in self._direct.items():
+                keep = position[req] >= 0
+                if keep.any():
+                    clone._direct[k] = (position[req[keep]], rows[keep])
+            clone._columns = {}
         clone._cache = {}
-        clone._index = dict(self._index)
-        clone.configs = list(self.configs)
-        if rng is not None:
-            refs = {}
-            for key, ref in self._refs.items():
-                if ref.source == UNSUPPORTED:
-                    refs[key] = ref
-                    continue
-                rows = ref.rows[rng.integers(0, len(ref.rows), len(ref.rows))]
-                sorted_values = {}
-                for m, values in self._measures.items():
-                    v = values[rows]
-                    sorted_values[m] = np.sort(v[~np.isnan(v)])
-                refs[key] = ClassRef(ref.n_first, ref.n_all, ref.source, sorted_values, rows)
-            clone._refs = refs
+        clone._index = dict(clone._index)
+        clone.configs = list(clone.configs)
+        clone._refs = dict(clone._refs)
+        clone._resample = rng
+        clone._resampled = set()
         return clone
-
-    def reference_values(self, task: int, k: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The class sample's cost (priced at the configuration's tier) and quality, row by row."""
-        ref = self._refs.get((task, k))
-        if ref is None or ref.source == UNSUPPORTED:
-            return None
-        att = self.table.attempts
-        rows = ref.rows
-        price = self.prices.get(self.configs[k].tier)
-        quality = self._measures["quality"][rows]
-        if price is None:
-            return np.full(len(rows), np.nan), quality
-        r_in, r_cr, r_cw, r_out, r_reason = (r / 1e6 for r in price.rates())
-        inp = att["input_tokens"].to_numpy(np.float64)[rows]
-        cr = att["cache_read_tokens"].to_numpy(np.float64)[rows]
-        cw = att["cache_write_tokens"].to_numpy(np.float64)[rows]
-        cost = (np.maximum(inp - cr - cw, 0) * r_in + cr * r_cr + cw * r_cw
-                + self._measures["visible_tokens"][rows] * r_out + self._measures["reasoning_tokens"][rows] * r_reason)
-        return cost, quality
 
     def class_table(self) -> pd.DataFrame:
         """Observations per task type and configuration (first attempts and all attempts)."""

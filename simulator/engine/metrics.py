@@ -65,9 +65,9 @@ def _shares(tiers: np.ndarray, budgets: np.ndarray) -> tuple[dict[str, float], l
     if not n:
         return {}, []
     by_tier = {str(int(t)): round(float(c) / n, 6) for t, c in zip(*np.unique(tiers, return_counts=True), strict=True)}
-    pairs, counts = np.unique(np.stack([tiers, budgets], axis=1), axis=0, return_counts=True)
-    by_config = [{"tier": int(p[0]), "thinking_budget": int(p[1]), "share": round(float(c) / n, 6)}
-                 for p, c in zip(pairs, counts, strict=True)]
+    keys, counts = np.unique(tiers.astype(np.int64) * (1 << 32) + budgets.astype(np.int64), return_counts=True)
+    by_config = [{"tier": int(k >> 32), "thinking_budget": int(k & 0xFFFFFFFF), "share": round(float(c) / n, 6)}
+                 for k, c in zip(keys, counts, strict=True)]
     return by_tier, by_config
 
 

@@ -52,7 +52,6 @@ class Replayer:
         self.requests = model.table.requests
         self.warnings: list[str] = []
         self.thresholds: list[float] = []  # thresholds used (calibrated or given), in evaluation order
-        self._scores: dict[str, np.ndarray] = {}
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -160,25 +159,18 @@ class Replayer:
 
     def score(self, name: str) -> np.ndarray:
         """Per-request router score: difficulty, prompt-length percentile or a numeric attribute."""
-        cached = self._scores.get(name)
-        if cached is not None:
-            return cached
-        req = self.requests
         if name == "difficulty":
-            values = self.model.difficulty()
-        elif name == "prompt_tokens":
-            values = req["prompt_tokens"].rank(method="average", pct=True).to_numpy(np.float64)
+            return self.model.difficulty()
+        if name == "prompt_tokens":
+            return self.model.request_values("prompt_tokens_rank")
+        values = self.model.request_values(name)
+        if name not in self.requests.columns:
+            self.warn(f"threshold: attribute {name[5:]!r} was not loaded; every request goes to the weak configuration")
         else:
-            column = name
-            if column not in req.columns:
-                self.warn(f"threshold: attribute {name[5:]!r} was not loaded; every request goes to the weak configuration")
-                values = np.full(self.model.n, np.nan)
-            else:
-                values = pd.to_numeric(pd.Series(req[column].to_numpy(dtype=object)), errors="coerce").to_numpy(np.float64)
-                missing = int(np.isnan(values).sum())
-                if missing:
-                    self.warn(f"threshold: {missing:,} requests have no numeric {name[5:]!r}; they go to the weak configuration")
-        self._scores[name] = values
+            missing = int(np.isnan(values).sum())
+            if missing:
+                self.warn(f"threshold: {missing:,} requests have no numeric {name[5:]!r}; "
+                          "they go to the weak configuration")
         return values
 
     def _cascade(self, policy: Cascade, idx: np.ndarray) -> Outcomes:

@@ -46,7 +46,7 @@ def _quiet(fraction: float, message: str) -> None:
 
 def simulate(table: RequestTable, prices: dict[int, TierPrice | None], policy_data: Any, *,
              sweep: Sweep | None = None, min_samples: int = 10, seed: int = 0, replicates: int = 1000,
-             reference_replicates: int = 40, progress: Progress | None = None,
+             reference_replicates: int = 30, progress: Progress | None = None,
              model: Counterfactual | None = None) -> dict[str, Any]:
     """Replay ``policy_data`` (plain JSON/YAML data) over ``table``; see the module docstring."""
     report = progress or _quiet
@@ -84,7 +84,7 @@ class Replicas:
     cached per replicate, so a sweep re-uses them.
     """
 
-    SUBSAMPLE = 20_000
+    SUBSAMPLE = 10_000
 
     def __init__(self, model: Counterfactual, count: int, seed: int) -> None:
         self.n = model.n
@@ -92,7 +92,8 @@ class Replicas:
         size = min(model.n, self.SUBSAMPLE)
         subset = np.sort(rng.choice(model.n, size=size, replace=False)) if size < model.n else np.arange(model.n)
         self.base = model.replicate(None, subset) if count and model.n else None
-        self.models = [model.replicate(rng, subset) for _ in range(count)] if self.base is not None else []
+        self.models = [model.replicate(np.random.default_rng([seed, 12, i]), subset, base=self.base)
+                       for i in range(count)] if self.base is not None else []
 
     def shifts(self, policy: Route, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
         if self.base is None or not self.models:

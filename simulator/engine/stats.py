@@ -53,6 +53,26 @@ def norm_cdf(x: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(x) >= 0, 1.0 - 0.5 * erfc, 0.5 * erfc)
 
 
+def tie_bounds(sorted_ref: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each value, how many reference values are below it and how many are at most it.
+
+    The values are searched in sorted order (numpy's binary search then narrows from the
+    previous hit), which is several times faster on large unsorted inputs.
+    """
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    left = np.empty(len(values), dtype=np.int64)
+    right = np.empty(len(values), dtype=np.int64)
+    left[order] = np.searchsorted(sorted_ref, ordered, side="left")
+    right[order] = np.searchsorted(sorted_ref, ordered, side="right")
+    return left, right
+
+
+def pit_from_bounds(left: np.ndarray, right: np.ndarray, n: int, jitter: np.ndarray) -> np.ndarray:
+    """:func:`pit` from precomputed :func:`tie_bounds`."""
+    return np.clip((left + jitter * (right - left)) / n, 0.5 / n, 1 - 0.5 / n)
+
+
 def pit(sorted_ref: np.ndarray, values: np.ndarray, jitter: np.ndarray) -> np.ndarray:
     """Randomized probability integral transform of ``values`` within ``sorted_ref``.
 
@@ -60,11 +80,8 @@ def pit(sorted_ref: np.ndarray, values: np.ndarray, jitter: np.ndarray) -> np.nd
     ``jitter`` in [0, 1)) over those k places, so a sample with many ties still maps to
     uniform positions. The result lies in [0.5/n, 1 − 0.5/n].
     """
-    n = len(sorted_ref)
-    left = np.searchsorted(sorted_ref, values, side="left")
-    right = np.searchsorted(sorted_ref, values, side="right")
-    u = (left + jitter * (right - left)) / n
-    return np.clip(u, 0.5 / n, 1 - 0.5 / n)
+    left, right = tie_bounds(sorted_ref, values)
+    return pit_from_bounds(left, right, len(sorted_ref), jitter)
 
 
 def midrank_pit(sorted_ref: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -89,7 +106,8 @@ def hazen_quantile(sorted_ref: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 def block_weights(blocks: int, replicates: int, rng: np.random.Generator) -> np.ndarray:
     """Bootstrap weights (replicates × blocks): how often each block is drawn in each replicate."""
-    return rng.multinomial(blocks, np.full(blocks, 1.0 / blocks), size=replicates).astype(np.float64)
+    draws = rng.integers(0, blocks, size=(replicates, blocks)) + (np.arange(replicates) * blocks)[:, None]
+    return np.bincount(draws.ravel(), minlength=replicates * blocks).reshape(replicates, blocks).astype(np.float64)
 
 
 def block_sums(values: np.ndarray, block_of: np.ndarray, blocks: int) -> np.ndarray:

@@ -18,7 +18,10 @@ from alerts.models import AlertEvent, Channel, Delivery, DeliveryAttempt, Notifi
 from tests.alerts.helpers import make_rule, wait_background
 from tests.alerts.receiver import Answer, Receiver
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Tests whose deliveries or grouped messages run on the in-process task worker need committed data
+# (transactional); the others drive everything on the test's thread and roll back.
+background = pytest.mark.django_db(transaction=True)
+inline = pytest.mark.django_db
 
 
 def finding(key: str, value: float = 5000.0, severity: str = CRITICAL) -> Finding:
@@ -33,6 +36,7 @@ def slack(project: Any, receiver: Receiver, allow_local: Any) -> Channel:
     return Channel.objects.create(project=project, kind="slack", name="#alerts", url=receiver.url + "/services/T/B/X")
 
 
+@background
 def test_same_fingerprint_updates_one_event(project: Any, slack: Channel, receiver: Receiver) -> None:
     rule = make_rule(project, "runaway", channels=[slack])
     now = timezone.now()
@@ -45,6 +49,7 @@ def test_same_fingerprint_updates_one_event(project: Any, slack: Channel, receiv
     assert receiver.wait_for(1) and receiver.problems == []
 
 
+@background
 def test_a_burst_is_grouped_into_one_notification_with_a_count(
         project: Any, slack: Channel, receiver: Receiver) -> None:
     rule = make_rule(project, "runaway", channels=[slack], group_seconds=2)
@@ -66,6 +71,7 @@ def test_a_burst_is_grouped_into_one_notification_with_a_count(
     assert set(Delivery.objects.values_list("status", flat=True)) == {"delivered"}
 
 
+@inline
 def test_cooldown_reopens_instead_of_opening_anew(project: Any) -> None:
     rule = make_rule(project, "runaway", cooldown_minutes=30)
     now = timezone.now()
@@ -78,6 +84,7 @@ def test_cooldown_reopens_instead_of_opening_anew(project: Any) -> None:
     assert fresh.pk != event.pk and fresh.count == 1
 
 
+@inline
 def test_acknowledge_resolve_snooze_and_reminders(project: Any, slack: Channel, receiver: Receiver) -> None:
     rule = make_rule(project, "runaway", channels=[slack], cooldown_minutes=10, group_seconds=0)
     now = timezone.now()
@@ -105,6 +112,7 @@ def test_acknowledge_resolve_snooze_and_reminders(project: Any, slack: Channel, 
         services.snooze(other, now - timedelta(minutes=1), "bob", now)
 
 
+@inline
 def test_escalation_notifies_at_once(project: Any) -> None:
     rule = make_rule(project, "quota", limit=100, group_seconds=60)
     rule.channels.set([Channel.objects.create(project=project, kind="webhook", name="w", url="https://example.com/h")])
@@ -127,6 +135,7 @@ def manual_delivery(project: Any, channel: Channel, **fields: Any) -> Delivery:
     return Delivery.objects.create(notification=notification, channel=channel, **fields)
 
 
+@inline
 def test_delivery_retries_then_is_never_sent_twice(project: Any, slack: Channel, receiver: Receiver) -> None:
     receiver.script = [Answer(500), Answer(429, {"Retry-After": "1"}), Answer(200)]
     delivery = manual_delivery(project, slack)
@@ -148,6 +157,7 @@ def test_delivery_retries_then_is_never_sent_twice(project: Any, slack: Channel,
     assert receiver.requests[2].headers["idempotency-key"] == delivery.idempotency_key
 
 
+@background
 def test_a_claimed_delivery_is_left_to_its_worker_until_the_lease_runs_out(
         project: Any, slack: Channel, receiver: Receiver) -> None:
     now = timezone.now()
@@ -165,6 +175,7 @@ def test_a_claimed_delivery_is_left_to_its_worker_until_the_lease_runs_out(
     assert delivery.status == "delivered" and delivery.attempts == 2 and len(receiver.requests) == 1
 
 
+@background
 def test_failing_channel_gives_up_after_max_attempts(project: Any, allow_local: Any, receiver: Receiver) -> None:
     receiver.default = Answer(404, body=b"no_service")
     channel = Channel.objects.create(project=project, kind="webhook", name="w", url=receiver.url + "/gone")

@@ -207,3 +207,15 @@ def test_empty_inputs_give_a_message_not_an_error() -> None:
         fig = build(empty)
         assert fig.layout.annotations, build.__name__
         json.loads(fig.to_json())
+
+
+def test_budget_burn_scales_to_the_spend_when_the_budget_is_far_above() -> None:
+    month_start = datetime(2026, 3, 1, tzinfo=UTC)
+    now = datetime(2026, 3, 11, 12, tzinfo=UTC)
+    daily = pd.DataFrame({"day": [date(2026, 3, d) for d in range(1, 12)], "cost": [1.0] * 11})
+    forecast = forecast_month_end(11.0, [1.0] * 10, days_remaining=20.5)
+    fig = figures.budget_burn(daily, month_start=month_start, month_end=datetime(2026, 4, 1, tzinfo=UTC),
+                              now=now, budget=10_000.0, forecast=forecast)
+    assert not [t for t in fig.data if str(t.name).startswith("Budget")]
+    assert fig.layout.yaxis.range[1] == pytest.approx(forecast.high * 1.2)
+    assert "budget $10,000.00 is far above this scale" in fig.layout.annotations[0].text
