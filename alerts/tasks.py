@@ -13,7 +13,8 @@
   spike), ``alerts.sweep`` (runaway over late spans and whole traces) and
   ``alerts.maintenance`` (reminders, overdue groups, stuck deliveries).
 
-``settings.ALERTS_TASK_QUEUE`` (optional) routes the alert tasks to a queue of their own.
+``settings.ALERTS_TASK_QUEUE`` (optional) routes the alert tasks to a queue of their own;
+tasks queued by an alert task follow it to the queue it came from.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from celery import Task
+from celery import Task, current_task
 from django.conf import settings
 from django.db import connections
 
@@ -39,10 +40,25 @@ def register_schedule() -> None:
     app.conf.beat_schedule = {**(app.conf.beat_schedule or {}), **SCHEDULE}
 
 
+def _queue() -> str:
+    """``settings.ALERTS_TASK_QUEUE``, else the queue of the alert task running now (if any).
+
+    Follow-up tasks (a delivery queued by ``fire_runaway``, a retry) stay on the queue
+    their cause came from, so a worker pool dedicated to alerts handles all of them.
+    """
+    configured = str(getattr(settings, "ALERTS_TASK_QUEUE", "") or "")
+    if configured:
+        return configured
+    task = current_task
+    if task is not None and not task.request.called_directly and str(task.name).startswith("alerts."):
+        return str((task.request.delivery_info or {}).get("routing_key") or "")
+    return ""
+
+
 def enqueue(name: str, args: Sequence[Any], countdown: float | None = None) -> Any:
     """Queue task ``name`` (the in-process worker in embedded mode, the broker in server mode)."""
     options: dict[str, Any] = {}
-    queue = getattr(settings, "ALERTS_TASK_QUEUE", "")
+    queue = _queue()
     if queue:
         options["queue"] = queue
     if countdown:

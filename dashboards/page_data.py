@@ -41,16 +41,15 @@ def has_any_data(ids: Sequence[int]) -> bool:
 
 
 def filter_options(ids: Sequence[int], pf: PageFilters) -> dict[str, list[str]]:
-    """Values of each select-able dimension seen in the range (the filters themselves ignored)."""
+    """Values of each select-able dimension seen in the range (the filters themselves
+    ignored), from the hourly rollup over whole hours."""
     if not ids:
         return {}
     rows = clickhouse.execute(FILTER_OPTIONS_SQL, {"start": pf.start, "end": pf.end},
                               tag="pages.filter_options", projects=list(ids))
-    if not rows:
-        return {}
     out: dict[str, list[str]] = {}
     for column in SELECT_DIMENSIONS:
-        values = [str(v) for v in rows[0][f"o_{column}"] if str(v) != ""]
+        values = [str(v) for v in rows[0][f"o_{column}"] if str(v) != ""] if rows else []
         out[column] = sorted(values, key=lambda v: (int(v) if v.isdigit() else 0, v))
     return out
 
@@ -88,27 +87,49 @@ def spend_over_time(ids: Sequence[int], pf: PageFilters) -> pd.DataFrame:
     return queries.spend_over_time(ids, pf.start, pf.end, pf.interval, pf.column_filters)
 
 
-def spend_by(ids: Sequence[int], pf: PageFilters, dimension: str, names: dict[str, str] | None = None,
-             limit: int = 10) -> pd.DataFrame:
-    """Columns: label, requests and the cost parts; top ``limit`` plus "other".
+BREAKDOWNS = ("project", "tier", "model", "task_type")
+OTHER_KEY = "\x00other"  # groups past the query's limit, kept apart from a real value "other"
 
-    Project slugs become ``names[slug]`` and tiers read "tier N" ("untiered" for 0).
+
+def breakdowns(ids: Sequence[int], pf: PageFilters, names: dict[str, str] | None = None, limit: int = 10,
+               dimensions: Sequence[str] = BREAKDOWNS) -> dict[str, pd.DataFrame]:
+    """Spend by each of ``dimensions`` from one usage query grouped by all of them.
+
+    Each frame has columns label, requests, token sums and the cost parts, largest
+    first: the top ``limit`` groups and an "other" row for the rest. Project slugs become
+    ``names[slug]``; tiers read "tier N" ("untiered" for 0). One query instead of one per
+    dimension: the combinations are few (they are the hourly rollup's grain).
     """
-    df = queries.spend_by(ids, pf.start, pf.end, dimension, pf.column_filters, limit=limit)
-    if df.empty:
-        return df
-    labels = []
-    for label, other in zip(df["label"], df["other"], strict=True):
-        if other:
-            labels.append("other")
-        elif dimension == "project":
-            labels.append((names or {}).get(str(label), str(label)))
-        elif dimension == "tier":
-            labels.append(f"tier {label}" if str(label) != "0" else "untiered")
-        else:
-            labels.append(str(label) or "(none)")
-    df["label"] = labels
-    return df
+    query = queries.UsageQuery(ids, pf.start, pf.end, group_by=list(dimensions), filters=pf.column_filters,
+                               limit=queries.MAX_LIMIT)
+    frame = queries.usage_frame(query, tag="pages.breakdowns") if ids else pd.DataFrame()
+    return {dim: _breakdown(frame, dim, names or {}, limit) for dim in dimensions}
+
+
+def _breakdown(frame: pd.DataFrame, dim: str, names: dict[str, str], limit: int) -> pd.DataFrame:
+    columns = ["label", *TOTAL_COLUMNS]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    keys = [OTHER_KEY if other else str(value) for value, other in zip(frame[dim], frame["other"], strict=True)]
+    grouped = frame[list(TOTAL_COLUMNS)].groupby(pd.Series(keys, index=frame.index), sort=False).sum()
+    grouped = grouped.sort_values("cost_total", ascending=False)
+    top = grouped[grouped.index != OTHER_KEY].head(limit)
+    rest = grouped.drop(index=top.index)
+    if len(rest):
+        top = pd.concat([top, rest.sum().to_frame(OTHER_KEY).T])
+    out = top.reset_index(names="key")
+    out.insert(0, "label", [_label(dim, str(key), names) for key in out.pop("key")])
+    return out[columns]
+
+
+def _label(dim: str, key: str, names: dict[str, str]) -> str:
+    if key == OTHER_KEY:
+        return "other"
+    if dim == "project":
+        return names.get(key, key)
+    if dim == "tier":
+        return f"tier {key}" if key != "0" else "untiered"
+    return key or "(none)"
 
 
 @dataclass(frozen=True)
@@ -149,9 +170,7 @@ def top_users(ids: Sequence[int], pf: PageFilters, n: int = 15) -> pd.DataFrame:
 
 def month_report(ids: Sequence[int], start: datetime, end: datetime, names: dict[str, str]) -> dict[str, pd.DataFrame]:
     """Spend by project, tier, model and task type over one month (every group, no "other")."""
-    pf = PageFilters(range_key="custom", start=start, end=end)
-    return {dim: spend_by(ids, pf, dim, names, limit=queries.MAX_LIMIT)
-            for dim in ("project", "tier", "model", "task_type")}
+    return breakdowns(ids, PageFilters(range_key="custom", start=start, end=end), names, limit=queries.MAX_LIMIT)
 
 
 # ---------------------------------------------------------------- engineering

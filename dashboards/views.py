@@ -188,8 +188,8 @@ def finance(request: HttpRequest) -> HttpResponse:
     context = base_context(view, "finance")
     pf, ids = view.pf, view.ids
     now = datetime.now(UTC)
-    by_task = page_data.spend_by(ids, pf, "task_type")
-    totals = page_data.frame_totals(by_task)  # every group plus "other": the whole view
+    by = page_data.breakdowns(ids, pf, view.names())
+    totals = page_data.frame_totals(by["task_type"])  # every group plus "other": the whole view
     context["has_data"] = bool(totals.get("requests"))
     context["has_any_data"] = context["has_data"] or page_data.has_any_data(ids)
     budget = float(sum(p.monthly_budget_usd for p in view.projects))
@@ -220,11 +220,9 @@ def finance(request: HttpRequest) -> HttpResponse:
         charts.append(chart("over_time", figures.spend_over_time(page_data.spend_over_time(ids, pf),
                                                                  interval=pf.interval)))
         charts.append(chart("parts", figures.cost_parts_donut(totals)))
-        for dimension in ("project", "tier", "model"):
-            charts.append(chart(f"by_{dimension}", figures.spend_by(page_data.spend_by(ids, pf, dimension,
-                                                                                      view.names()))))
-        charts.append(chart("by_task_type", figures.spend_by(by_task)))
-        charts.append(chart("reasoning_share", figures.reasoning_share_by(by_task)))
+        for dimension, frame in by.items():
+            charts.append(chart(f"by_{dimension}", figures.spend_by(frame)))
+        charts.append(chart("reasoning_share", figures.reasoning_share_by(by["task_type"])))
         drill = view.user_drilldown_projects()
         context["users_hidden"] = len(drill) < len(view.projects)
         if drill:

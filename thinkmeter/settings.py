@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "ingest",
     "dashboards",
     "alerts",
+    "simulator",
 ]
 
 MIDDLEWARE = [

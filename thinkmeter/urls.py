@@ -20,4 +20,5 @@ urlpatterns = [
     path("", include("ingest.urls")),
     path("", include("dashboards.urls")),
     path("", include("alerts.urls")),
+    path("", include("simulator.urls")),
 ]

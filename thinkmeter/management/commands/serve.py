@@ -8,14 +8,13 @@ Static files are served by the project (no CDN), through WhiteNoise.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import signal
 import sys
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +50,13 @@ class Command(BaseCommand):
         if warmed:
             self.stdout.write(f"dedup index warmed with {warmed:,} recent spans")
         grpc_port = options["grpc_port"] if options["grpc_port"] is not None else settings.OTLP_GRPC_PORT
-        if grpc_port and importlib.util.find_spec("ingest.grpc_server"):
-            from ingest.grpc_server import start_grpc_server
+        if grpc_port:
+            from ingest.grpc_server import BindError, start_grpc_server
 
-            start_grpc_server(f"{options['host']}:{grpc_port}")
+            try:
+                start_grpc_server(f"{options['host']}:{grpc_port}")
+            except BindError as exc:
+                raise CommandError(f"{exc} (set THINKMETER_GRPC_PORT=0 or --grpc-port 0 to run without it)") from exc
             self.stdout.write(f"OTLP/gRPC receiver on {options['host']}:{grpc_port}")
         if embedded:
             background.start_scheduler()
@@ -79,6 +81,8 @@ class Command(BaseCommand):
             )
         finally:
             from ingest import writer
+            from ingest.grpc_server import stop_grpc_servers
 
+            stop_grpc_servers(5.0)
             parallel.stop()
             writer.shutdown()
