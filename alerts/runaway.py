@@ -11,7 +11,8 @@ all) gives no threshold: the next level is tried.
 
 :func:`scan_table` is what runs at ingest, on the span writer's thread, for every batch:
 one vectorized comparison against the smallest threshold of each rule picks the few
-candidate rows, and only those are looked at one by one.
+candidate rows, a vectorized lookup of each candidate's own threshold keeps the calls
+above it, and only those (the runaways) are looked at one by one.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -109,6 +111,20 @@ class Thresholds:
         if self.cap is not None:
             candidates.append(self.cap.value)
         self.minimum: float | None = min(candidates) if candidates else None
+        # the same thresholds as a dense table for vectorized lookups: row = task type (last: unknown
+        # ones), column = tier; inf where nothing applies (nothing is above inf)
+        names = sorted({t for t, _ in self.by_class} | set(self.by_task_type))
+        self._names = pa.array(names, pa.string())
+        fallback = self.cap.value if self.cap is not None else np.inf
+        table = np.full((len(names) + 1, 256), fallback, dtype=np.float64)
+        for row, name in enumerate(names):
+            if name in self.by_task_type:
+                table[row, :] = self.by_task_type[name].value
+        position = {name: row for row, name in enumerate(names)}
+        for (task_type, tier), threshold in self.by_class.items():
+            if 0 <= tier < 256:
+                table[position[task_type], tier] = threshold.value
+        self._table = table
 
     def _from_stat(self, stat: ClassStat, basis: str, label: str) -> Threshold | None:
         p95 = stat.p95(self.rule.metric)
@@ -118,6 +134,13 @@ class Thresholds:
 
     def for_class(self, task_type: str, tier: int) -> Threshold | None:
         return self.by_class.get((task_type, tier)) or self.by_task_type.get(task_type) or self.cap
+
+    def values_for(self, task_types: pa.Array | pa.ChunkedArray, tiers: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Each row's threshold value (vectorized :meth:`for_class`; inf where none applies)."""
+        index = pc.index_in(task_types, value_set=self._names).fill_null(len(self._names))
+        rows = np.asarray(index.to_numpy(zero_copy_only=False), dtype=np.int64)
+        columns = np.asarray(pc.cast(tiers, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64) & 0xFF
+        return self._table[rows, columns]
 
 
 def metric_array(table: pa.Table, metric: str) -> pa.ChunkedArray:
@@ -197,12 +220,20 @@ def scan_table(table: pa.Table, rules: Sequence[Thresholds], base_url: str = "")
         if rule.scope != "span" or thresholds.minimum is None:
             continue
         values = metric_array(table, rule.metric)
+        # cheap first pass: above the rule's smallest threshold at all
         candidates = pc.indices_nonzero(pc.and_(counted, pc.greater(values, thresholds.minimum)))
         if not len(candidates):
             continue
-        rows = table.select(list(ROW_COLUMNS)).take(candidates).to_pylist()
-        picked = pc.take(values, candidates).to_pylist()
-        for index, row, value in zip(candidates.to_pylist(), rows, picked, strict=True):
+        # second pass, still vectorized: above the threshold of each row's own class
+        picked = pc.take(values, candidates)
+        limits = thresholds.values_for(pc.take(table.column("task_type"), candidates),
+                                       pc.take(table.column("tier"), candidates))
+        above = np.asarray(picked.to_numpy(zero_copy_only=False), dtype=np.float64) > limits
+        if not above.any():
+            continue
+        chosen = pa.array(np.asarray(candidates.to_numpy(zero_copy_only=False))[above])
+        rows = table.select(list(ROW_COLUMNS)).take(chosen).to_pylist()
+        for index, row, value in zip(chosen.to_pylist(), rows, pc.take(values, chosen).to_pylist(), strict=True):
             threshold = judge(rule, thresholds, row, float(value))
             if threshold is None:
                 continue

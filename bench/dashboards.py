@@ -7,7 +7,7 @@ quality on 40% of calls, escalations, runaways, ~1% re-sent duplicates with
 ClickHouse with :func:`thinkmeter.clickhouse.insert` in time-ordered chunks of
 ``--chunk`` rows (bypassing HTTP); the materialized views fill the rollups. Then it runs
 each page's data queries (``dashboards.queries``) and ``GET /api/v1/usage?group_by=task_type,tier``
-over 30 days (through Django's test client, with a project key) ``--runs`` times each and
+over 30 days (the DRF view called with a project key, URL routing aside) ``--runs`` times each and
 prints one JSON object with p50/p95 milliseconds per query and per page (the page's
 queries run one after another), and the targets.
 
@@ -340,8 +340,9 @@ def main() -> None:
     store.mkdir(parents=True, exist_ok=True)
     setup_django(store)
 
-    from django.test import Client
+    from rest_framework.test import APIRequestFactory
 
+    from dashboards.api import UsageView
     from thinkmeter import clickhouse
     from thinkmeter.models import SCOPES, ApiKey, Organization, Project
 
@@ -362,11 +363,14 @@ def main() -> None:
         tag="bench.counts", projects=ids)[0]
 
     _, secret = ApiKey.issue(project, SCOPES, name="bench")
-    client = Client()
-    url = f"/api/v1/usage?group_by=task_type,tier&from={start.isoformat()}&to={end.isoformat()}".replace("+", "%2B")
+    factory = APIRequestFactory()
+    view = UsageView.as_view()
+    params = {"group_by": "task_type,tier", "from": start.isoformat(), "to": end.isoformat()}
 
     def usage_api() -> None:
-        response = client.get(url, HTTP_AUTHORIZATION=f"Bearer {secret}")
+        # the view itself (DRF auth, parsing, query, JSON rendering), without the project's URLconf
+        response = view(factory.get("/api/v1/usage", params, HTTP_AUTHORIZATION=f"Bearer {secret}"))
+        response.render()
         assert response.status_code == 200, response.content[:500]
 
     only = {p for p in args.only.split(",") if p}
@@ -374,13 +378,17 @@ def main() -> None:
     for page, queries in page_queries(ids, start, end).items():
         if only and page not in only:
             continue
-        per_query = {name: timed(fn, args.runs) for name, fn in queries.items()}
+        per_query = {}
+        for name, fn in queries.items():
+            per_query[name] = timed(fn, args.runs)
+            print(f"{page}.{name}: {per_query[name]}", file=sys.stderr)
         fns = list(queries.values())
         whole = timed(lambda fns=fns: [fn() for fn in fns], max(5, args.runs // 4))  # type: ignore[misc]
         results[page] = {"queries": per_query, "whole_page": whole,
                          "worst_query_p95_ms": max(v["p95_ms"] for v in per_query.values())}
     if not only or "usage_api" in only:
         results["usage_api_group_by_task_type_tier_30d"] = timed(usage_api, args.runs)
+        print(f"usage_api: {results['usage_api_group_by_task_type_tier_30d']}", file=sys.stderr)
     load = os.getloadavg()
     print(json.dumps({
         "store": str(store), "spans": counts["spans"], "rollup_rows": {"usage_hourly": counts["hourly_rows"],

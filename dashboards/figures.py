@@ -160,8 +160,8 @@ def budget_burn(
     else:
         top = reach * 1.2
         if budget > 0:
-            notes.append(_note(f"budget {money(budget)} is far above this scale ({forecast.expected / budget:.1%} "
-                               "forecast)", x=1, y=1, xanchor="right", yanchor="bottom",
+            notes.append(_note(f"budget {money(budget)} is far above this scale · forecast "
+                               f"{forecast.expected / budget:.1%} of it", x=1, y=1, xanchor="right", yanchor="bottom",
                                font={"size": 11, "color": "#ef4444"}))
     return go.Figure(data=traces, layout=layout(
         height=300, hovermode="x unified", xaxis={"range": [month_start, month_end], "tickformat": "%b %d"},

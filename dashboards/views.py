@@ -310,7 +310,6 @@ def engineering(request: HttpRequest) -> HttpResponse:
         if not escalation.empty:
             total_requests = float(escalation["requests"].sum())
             context["escalation_total"] = float(escalation["escalated"].sum()) / total_requests if total_requests else 0
-        context["latency"] = _records(latency)
         engineer_projects = view.with_role(Role.ENGINEER)
         context["can_see_traces"] = bool(engineer_projects)
         if engineer_projects:
@@ -349,6 +348,7 @@ def traces(request: HttpRequest) -> HttpResponse:
         return forbidden(request, "The trace explorer shows individual requests, so it needs the engineer or "
                                   "admin role. Finance and Engineering show the aggregates.")
     view.projects = allowed
+    view.readable = [p for p in view.readable if view.roles.get(p.pk) in (Role.ENGINEER, Role.ADMIN)]
     context = base_context(view, "traces")
     pf = view.pf
     extra = pf.extra

@@ -69,9 +69,12 @@ def export_traces(request: HttpRequest) -> HttpResponse:
     if declared.isdigit() and int(declared) > limit:
         return _error(413, f"body exceeds {limit} bytes", as_json)
     key.touch()
+    body = request.read(limit + 1)  # never hold more than the limit, even without Content-Length
+    if len(body) > limit:
+        return _error(413, f"body exceeds {limit} bytes", as_json)
     try:
         result = services.ingest_payload(
-            key.project, request.body, content_type, request.META.get("HTTP_CONTENT_ENCODING", ""), "http"
+            key.project, body, content_type, request.META.get("HTTP_CONTENT_ENCODING", ""), "http"
         )
     except decode.PayloadTooLarge as exc:
         metrics.SPANS_REJECTED.labels("too_large").inc()

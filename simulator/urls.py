@@ -2,6 +2,10 @@
 
 from django.urls import include, path
 
+from simulator import views
+
 urlpatterns = [
+    path("simulator/", views.simulator_page, name="simulator"),
+    path("simulator/runs/<int:pk>/", views.run_page, name="simulator-run"),
     path("api/v1/", include("simulator.api_urls")),
 ]

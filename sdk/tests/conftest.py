@@ -78,6 +78,6 @@ def fake_thinking() -> Iterator[FakeProvider]:
     Its response ids start far above ``fake``'s, so the two never collide in one project.
     """
     with FakeProvider(anthropic_report_thinking_tokens=True) as provider:
-        for _ in range(500_000):
+        for _ in range(100_000):
             provider.next_id("messages")
         yield provider

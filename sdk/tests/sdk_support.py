@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -50,3 +51,10 @@ def anthropic_client(provider: FakeProvider, asynchronous: bool = False, tracer_
     cls = anthropic.AsyncAnthropic if asynchronous else anthropic.Anthropic
     telemetry: Any = {"tracer_provider": tracer_provider} if tracer_provider is not None else False
     return cls(base_url=provider.base_url, api_key="sk-ant-test", max_retries=0, open_telemetry=telemetry)
+
+
+def closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -210,11 +210,11 @@ def load_text(text: str) -> Any:
         raise PolicyError(["policy: empty; write a JSON or YAML object with a 'kind'"])
     if stripped[0] in "{[":
         try:
-            return json.loads(stripped)
+            return json.loads(text)
         except json.JSONDecodeError as exc:
             raise PolicyError([f"policy: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"]) from exc
     try:
-        return yaml.safe_load(stripped)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""

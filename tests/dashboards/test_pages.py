@@ -354,3 +354,16 @@ def test_page_filters_keep_the_view_in_the_url() -> None:
     assert parse({}, now=now).range_key == "30d"
     backwards = parse({"range": "custom", "from": "2026-03-07", "to": "2026-03-01"}, now=now)
     assert backwards.range_key == "30d" and "must end after it starts" in backwards.errors[0]
+
+
+def test_number_formats() -> None:
+    from dashboards.templatetags import tm_format as f
+
+    assert f.usd(Decimal("1234.5")) == "$1,234.50"
+    assert f.usd("0.01234") == "$0.0123"
+    assert f.usd(0.00001) == "<$0.0001"
+    assert f.usd(None) == "—"
+    assert f.rate("0.075000") == "$0.075" and f.rate("15.000000") == "$15.00" and f.rate("1.1") == "$1.10"
+    assert f.num(1234567) == "1,234,567"
+    assert f.pct(0.1234) == "12.3%"
+    assert f.ms(850) == "850 ms" and f.ms(2480) == "2.48 s" and f.ms(74_000) == "74.0 s"

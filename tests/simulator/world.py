@@ -136,53 +136,58 @@ def _next_config(c: int) -> int | None:
 
 def _traffic(w: World, rng: np.random.Generator, *, explore: float, fixed_routes: bool, escalate_below: float,
              requests_per_trace: int) -> pd.DataFrame:
-    rows: list[dict[str, Any]] = []
+    """The span rows the app would have logged: one per attempt, escalating while quality < ``escalate_below``."""
     exploring = rng.random(w.n) < explore
     pick = rng.random(w.n)
-    random_config = rng.integers(0, len(CONFIGS), size=w.n)
-    for i in range(w.n):
-        if exploring[i]:
-            c = int(random_config[i])
-        elif fixed_routes:
-            c = CONFIGS.index(FIXED_ROUTES[w.task[i]])
-        else:
-            cum = 0.0
-            for config, p in ROUTES[w.task[i]]:
-                cum += p
-                if pick[i] < cum:
-                    c = CONFIGS.index(config)
-                    break
-        trace = f"{i // requests_per_trace:032x}"
-        request_id = f"req-{i}" if requests_per_trace > 1 else ""
-        t = int(w.start_ns[i])
-        attempt = 1
-        while True:
-            tier, budget = CONFIGS[c]
-            model = PRICES[tier].model
-            rates = PRICES[tier].rates()
-            inp, cr = w.input_tokens[i], w.cache_read[i]
-            vis, rea = w.visible[i, c], w.reasoning[i, c]
-            parts = [round((inp - cr) * rates[0] / 1e6, 9), round(cr * rates[1] / 1e6, 9), 0.0,
-                     round(vis * rates[3] / 1e6, 9), round(rea * rates[4] / 1e6, 9)]
-            q = float(w.quality[i, c])
-            rows.append({
-                "trace_id": trace, "span_id": f"{i:08x}{attempt:08x}", "request_id": request_id, "attempt": attempt,
-                "start_ns": t, "duration_ns": int(round(w.latency[i, c] * 1e6)), "task_type": w.task[i],
-                "tier": tier, "thinking_budget": budget, "model": model, "user_id": w.user[i],
-                "session_id": w.session[i], "service": "app", "environment": "production",
-                "input_tokens": int(inp), "cache_read_tokens": int(cr), "cache_write_tokens": 0,
-                "output_tokens": int(vis + rea), "reasoning_tokens": int(rea),
-                "cost_input": parts[0], "cost_cache_read": parts[1], "cost_cache_write": parts[2],
-                "cost_output_visible": parts[3], "cost_reasoning": parts[4], "cost_total": sum(parts),
-                "priced": True, "quality": q, "attr:router.score": f"{w.score[i]:.6f}",
-            })
-            nxt = _next_config(c)
-            if q >= escalate_below or nxt is None:
-                break
-            t += int(round(w.latency[i, c] * 1e6)) + 1_000_000
-            c = nxt
-            attempt += 1
-    return pd.DataFrame(rows)
+    config = rng.integers(0, len(CONFIGS), size=w.n)
+    for task, routes in ROUTES.items():
+        mine = (w.task == task) & ~exploring
+        if fixed_routes:
+            config[mine] = CONFIGS.index(FIXED_ROUTES[task])
+            continue
+        cum = 0.0
+        for route, p in routes:
+            chosen = mine & (pick >= cum) & (pick < cum + p)
+            config[chosen] = CONFIGS.index(route)
+            cum += p
+    nxt = np.array([_next_config(c) if _next_config(c) is not None else -1 for c in range(len(CONFIGS))])
+    tiers = np.array([c[0] for c in CONFIGS])
+    budgets = np.array([c[1] for c in CONFIGS])
+    frames = []
+    active = np.arange(w.n)
+    current = config.copy()
+    t = w.start_ns.astype(np.int64).copy()
+    for attempt in range(1, len(TIERS) + 1):
+        c = current[active]
+        tier = tiers[c]
+        rates = np.array([PRICES[x].rates() for x in tier]).reshape(-1, 5)
+        inp, cr = w.input_tokens[active], w.cache_read[active]
+        vis, rea = w.visible[active, c], w.reasoning[active, c]
+        parts = [np.round((inp - cr) * rates[:, 0] / 1e6, 9), np.round(cr * rates[:, 1] / 1e6, 9),
+                 np.zeros(len(active)), np.round(vis * rates[:, 3] / 1e6, 9), np.round(rea * rates[:, 4] / 1e6, 9)]
+        q = w.quality[active, c]
+        latency_ns = np.round(w.latency[active, c] * 1e6).astype(np.int64)
+        frames.append(pd.DataFrame({
+            "trace_id": [f"{i // requests_per_trace:032x}" for i in active],
+            "span_id": [f"{i:08x}{attempt:08x}" for i in active],
+            "request_id": [f"req-{i}" for i in active] if requests_per_trace > 1 else "",
+            "attempt": attempt, "start_ns": t[active], "duration_ns": latency_ns, "task_type": w.task[active],
+            "tier": tier, "thinking_budget": budgets[c], "model": [PRICES[x].model for x in tier],
+            "user_id": w.user[active], "session_id": w.session[active], "service": "app",
+            "environment": "production", "input_tokens": inp.astype(np.int64), "cache_read_tokens": cr.astype(np.int64),
+            "cache_write_tokens": 0, "output_tokens": (vis + rea).astype(np.int64),
+            "reasoning_tokens": rea.astype(np.int64), "cost_input": parts[0], "cost_cache_read": parts[1],
+            "cost_cache_write": parts[2], "cost_output_visible": parts[3], "cost_reasoning": parts[4],
+            "cost_total": parts[0] + parts[1] + parts[2] + parts[3] + parts[4], "priced": True, "quality": q,
+            "attr:router.score": [f"{s:.6f}" for s in w.score[active]],
+        }))
+        again = (q < escalate_below) & (nxt[c] >= 0)
+        t[active] += latency_ns + 1_000_000
+        active = active[again]
+        current[active] = nxt[current[active]]
+        if not len(active):
+            break
+    return pd.concat(frames, ignore_index=True).sort_values(["start_ns", "span_id"], kind="stable").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- ground truth of a policy
@@ -218,16 +223,15 @@ def _apply(w: World, route: dict[str, Any], idx: np.ndarray, cost: np.ndarray, q
         _apply(w, route["default"], idx[rest], cost, quality, reasoning)
     elif kind == "cascade":
         steps = [_config_index(s) for s in route["steps"]]
-        for i in idx:
-            total = spent = 0.0
-            for j, c in enumerate(steps):
-                total += float(w.cost(c, np.array([i]))[0])
-                spent += float(w.reasoning[i, c])
-                if w.quality[i, c] >= route["accept"]["min_quality"] or j == len(steps) - 1:
-                    quality[i] = w.quality[i, c]
-                    break
-            cost[i] = total
-            reasoning[i] = spent
+        pending = idx
+        cost[idx] = 0.0
+        reasoning[idx] = 0.0
+        for j, c in enumerate(steps):
+            cost[pending] += w.cost(c, pending)
+            reasoning[pending] += w.reasoning[pending, c]
+            quality[pending] = w.quality[pending, c]
+            if j < len(steps) - 1:
+                pending = pending[w.quality[pending, c] < route["accept"]["min_quality"]]
     elif kind == "threshold":
         scores = w.score[idx]
         if "threshold" in route:

@@ -33,6 +33,10 @@ LOCKED_MESSAGE = (
     "switch to server mode by setting CLICKHOUSE_URL=clickhouse://user:password@host:9000/db."
 )
 
+# The query condition cache can return stale results after TRUNCATE or DETACH/ATTACH
+# reuses part names (ClickHouse issue #116202): wrong sums are worse than a slower scan.
+DEFAULT_SETTINGS: dict[str, Any] = {"use_query_condition_cache": 0}
+
 _locks: dict[Path, IO[str]] = {}
 _locks_guard = threading.Lock()
 
@@ -103,8 +107,7 @@ class ChdbTransport:
     def _with_settings(sql: str, settings: dict[str, Any]) -> str:
         """Append a SETTINGS clause; values are our own (tags, tokens), quoted as literals
         because DDL statements do not accept query parameters in SETTINGS."""
-        if not settings:
-            return sql
+        settings = {**DEFAULT_SETTINGS, **settings}
         clauses = ", ".join(f"{name} = {_literal(value)}" for name, value in settings.items())
         return f"{sql.rstrip().rstrip(';')}\nSETTINGS {clauses}"
 
