@@ -21,6 +21,7 @@ database and chdb store under a temporary directory; nothing else is touched.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import random
@@ -48,7 +49,7 @@ def setup_django(workdir: Path) -> None:
     django.setup()
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
+    call_command("migrate", verbosity=0, stdout=io.StringIO())  # keep stdout for the one JSON line
 
 
 def make_batch(rows: int, seed: int = 7) -> Any:
@@ -181,11 +182,18 @@ def run(rows: int, repeat: int) -> dict[str, Any]:
     def ingest_once() -> int:
         return writer.write(project.pk, services.prepare(project, make_batch(rows, seed=random.randrange(10**9))))
 
-    writer.hooks.before_insert[:] = [h for h in installed[0] if h is not hook.before_insert]
-    writer.hooks.after_insert[:] = [h for h in installed[1] if h is not hook.after_insert]
-    off_ms, _ = timed(ingest_once, max(3, repeat // 3))
+    without = ([h for h in installed[0] if h is not hook.before_insert],
+               [h for h in installed[1] if h is not hook.after_insert])
+    off_runs, on_runs = [], []
+    ingest_once()  # warm-up
+    for _ in range(max(3, repeat // 2)):  # interleaved, so drift in machine load hits both alike
+        for hooks, runs in ((without, off_runs), (installed, on_runs)):
+            writer.hooks.before_insert[:], writer.hooks.after_insert[:] = hooks
+            started = time.perf_counter()
+            ingest_once()
+            runs.append((time.perf_counter() - started) * 1000)
     writer.hooks.before_insert[:], writer.hooks.after_insert[:] = installed
-    on_ms, _ = timed(ingest_once, max(3, repeat // 3))
+    off_ms, on_ms = statistics.median(off_runs), statistics.median(on_runs)
     writer.shutdown()
     return {
         "rows": rows,

@@ -338,8 +338,8 @@ def latency_by_tier(df: pd.DataFrame) -> go.Figure:
     left, right = [0.0, 0.44], [0.56, 1.0]
     return go.Figure(data=traces, layout=layout(
         height=300, money_axis=None, barmode="group", bargap=0.25,
-        margin={"l": 56, "r": 16, "t": 44, "b": 40},
-        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.12, "font": {"size": 11}},
+        margin={"l": 56, "r": 16, "t": 64, "b": 40},
+        legend={"orientation": "h", "x": 0, "y": 1.14, "yanchor": "bottom", "font": {"size": 11}},
         xaxis={"domain": left, "anchor": "y"}, yaxis={**seconds, "anchor": "x"},
         xaxis2=_axis(domain=right, anchor="y2"), yaxis2=_axis(**seconds, anchor="x2"),
         annotations=[_note(text, x=domain[0], y=1.0, xanchor="left", yanchor="bottom", font={"size": 12, "color": AXIS})
@@ -414,10 +414,12 @@ def quality_frontier(df: pd.DataFrame) -> go.Figure:
                 line={"color": color, "width": 1.5, "dash": "dot"},
                 legendgroup=str(task_type), showlegend=False, hoverinfo="skip",
             ))
+    qualities = _floats(frame["quality"])
+    low, high = max(0.0, min(qualities) - 0.08), min(1.02, max(qualities) + 0.04)
     return go.Figure(data=traces, layout=layout(
         height=340, money_axis=None,
         xaxis={"title": _title("mean reasoning tokens"), "tickformat": ",d"},
-        yaxis={"title": _title("mean quality"), "range": [0, 1.05]},
+        yaxis={"title": _title("mean quality"), "range": [low, high], "tickformat": ".2f"},
     ))
 
 

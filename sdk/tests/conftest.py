@@ -26,7 +26,7 @@ if str(REPO) not in sys.path:  # `pytest sdk/tests` alone: make the repository's
 import tests.conftest as root  # noqa: E402 - must follow the sys.path fix
 from tests.ingest.clients.fake_provider import FakeProvider  # noqa: E402
 
-from sdk_support import Spans  # noqa: E402
+from sdk_support import Spans, Thinkmeter  # noqa: E402
 
 import thinkmeter_sdk  # noqa: E402
 from thinkmeter_sdk import _log, _state, budgets  # noqa: E402
@@ -81,3 +81,12 @@ def fake_thinking() -> Iterator[FakeProvider]:
         for _ in range(100_000):
             provider.next_id("messages")
         yield provider
+
+
+@pytest.fixture
+def thinkmeter(live_server: Any, ch: Any, project: Any, project_key: str) -> Thinkmeter:
+    """A live Thinkmeter with empty ClickHouse tables and a key of project "acme"."""
+    from ingest import catalog
+
+    catalog.invalidate()  # the database was flushed and the catalog reloaded: drop the in-memory snapshot
+    return Thinkmeter(live_server.url, project_key, project.pk)

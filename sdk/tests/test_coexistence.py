@@ -27,6 +27,27 @@ OPENINFERENCE = "openinference.instrumentation.openai"
 TAGS = {"thinkmeter.task_type": "qa", "thinkmeter.tier": 1}
 
 
+def unwrap_all(package: str) -> None:
+    """Remove every wrapt wrapper from the package's classes.
+
+    OpenLLMetry 0.62.4's uninstrument() unwraps nothing with this opentelemetry-instrumentation
+    (it passes "Completions.create" as one attribute name), so the test cleans up itself.
+    """
+    import sys
+
+    import wrapt
+
+    proxy = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
+    for name, module in list(sys.modules.items()):
+        if not (name == package or name.startswith(package + ".")) or module is None:
+            continue
+        for cls in [v for v in vars(module).values() if isinstance(v, type)]:
+            for attr, value in list(vars(cls).items()):
+                while isinstance(value, proxy):
+                    value = value.__wrapped__
+                    setattr(cls, attr, value)
+
+
 @pytest.fixture
 def openllmetry(spans: Spans) -> Iterator[Any]:
     from opentelemetry.instrumentation.openai import OpenAIInstrumentor
@@ -34,6 +55,7 @@ def openllmetry(spans: Spans) -> Iterator[Any]:
     instrumentor = OpenAIInstrumentor()
     yield lambda: instrumentor.instrument(tracer_provider=spans.provider)
     instrumentor.uninstrument()
+    unwrap_all("openai")
 
 
 @pytest.fixture

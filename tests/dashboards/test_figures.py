@@ -147,6 +147,7 @@ def test_quality_frontier_draws_points_and_frontier_per_task_type() -> None:
     lines = [t for t in fig.data if t.mode == "lines"]
     assert len(lines) == 1 and list(lines[0].x) == [800.0, 3000.0]  # 16k is dominated
     assert "chat" not in [t.name for t in fig.data]  # no quality, no point
+    assert list(fig.layout.yaxis.range) == pytest.approx([0.52, 0.89])  # zoomed to the points
     assert "No quality" in figures.quality_frontier(df.iloc[3:]).layout.annotations[0].text
 
 

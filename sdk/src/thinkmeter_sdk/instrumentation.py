@@ -127,10 +127,13 @@ def foreign(fn: Any, package_dir: str) -> bool:
     whose code lives outside the library's package directory is (``functools.wraps`` style);
     the library's own decorators (``required_args``) are not, nor are our wrappers.
     """
-    if fn is None or getattr(fn, MARKER, False):
+    if fn is None:
         return False
-    if not isinstance(fn, types.FunctionType):
-        return not isinstance(fn, staticmethod | classmethod | property)
+    kind = type(fn)  # not isinstance(): proxies pretend to be the function they wrap
+    if kind is not types.FunctionType:
+        return kind not in (staticmethod, classmethod, property)
+    if getattr(fn, MARKER, False):
+        return False
     return not fn.__code__.co_filename.startswith(package_dir)
 
 
