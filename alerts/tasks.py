@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from celery import Task, current_task
+from celery import Task
+from celery._state import get_current_task
 from django.conf import settings
 from django.db import connections
 
@@ -49,7 +50,7 @@ def _queue() -> str:
     configured = str(getattr(settings, "ALERTS_TASK_QUEUE", "") or "")
     if configured:
         return configured
-    task = current_task
+    task = get_current_task()
     if task is not None and not task.request.called_directly and str(task.name).startswith("alerts."):
         return str((task.request.delivery_info or {}).get("routing_key") or "")
     return ""

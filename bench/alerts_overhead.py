@@ -184,7 +184,8 @@ def run(rows: int, repeat: int) -> dict[str, Any]:
 
     without = ([h for h in installed[0] if h is not hook.before_insert],
                [h for h in installed[1] if h is not hook.after_insert])
-    off_runs, on_runs = [], []
+    off_runs: list[float] = []
+    on_runs: list[float] = []
     ingest_once()  # warm-up
     for _ in range(max(3, repeat // 2)):  # interleaved, so drift in machine load hits both alike
         for hooks, runs in ((without, off_runs), (installed, on_runs)):

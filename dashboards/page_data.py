@@ -61,7 +61,7 @@ TOTAL_COLUMNS = ("requests", "input_tokens", "cache_read_tokens", "cache_write_t
 
 
 def frame_totals(df: pd.DataFrame) -> dict[str, float]:
-    """Column sums of a ``spend_by`` frame; with its "other" row, the totals of the whole view."""
+    """Column sums of a :func:`breakdowns` frame: with its "other" row, the totals of the whole view."""
     return {column: float(df[column].sum()) if not df.empty else 0.0 for column in TOTAL_COLUMNS}
 
 

@@ -111,12 +111,16 @@ class PageView:
     def ids(self) -> list[int]:
         return [p.pk for p in self.projects]
 
+    def can(self, project: Project, minimum: str) -> bool:
+        role = self.roles.get(project.pk)
+        return role is not None and ROLE_RANK[Role(role)] >= ROLE_RANK[Role(minimum)]
+
     def with_role(self, minimum: str) -> list[Project]:
-        return [p for p in self.projects if ROLE_RANK[Role(self.roles.get(p.pk, Role.VIEWER))] >= ROLE_RANK[Role(minimum)]]
+        return [p for p in self.projects if self.can(p, minimum)]
 
     def user_drilldown_projects(self) -> list[Project]:
         """Projects whose per-user figures this person may see."""
-        return [p for p in self.projects if not p.hide_user_drilldown or self.roles.get(p.pk) in (Role.ENGINEER, Role.ADMIN)]
+        return [p for p in self.projects if not p.hide_user_drilldown or self.can(p, Role.ENGINEER)]
 
     def names(self) -> dict[str, str]:
         """Project slug → name (spend by project comes back keyed by slug)."""
@@ -149,7 +153,7 @@ def base_context(view: PageView, nav: str, *, filters: bool = True) -> dict[str,
         "nav": nav, "pf": pf if filters else None, "notices": view.notices, "plotly_url": PLOTLY_URL,
         "ranges": list(RANGES.items()), "range_last_day": pf.end - timedelta(microseconds=1),
         "project_choices": view.readable, "base_url": view.request.build_absolute_uri("/").rstrip("/"),
-        "projects": view.projects, "qs": pf.querystring(), "charts": [],
+        "projects": view.projects, "charts": [],
     }
     if filters:
         options = page_data.filter_options(view.ids, pf) if view.ids else {}
@@ -348,7 +352,7 @@ def traces(request: HttpRequest) -> HttpResponse:
         return forbidden(request, "The trace explorer shows individual requests, so it needs the engineer or "
                                   "admin role. Finance and Engineering show the aggregates.")
     view.projects = allowed
-    view.readable = [p for p in view.readable if view.roles.get(p.pk) in (Role.ENGINEER, Role.ADMIN)]
+    view.readable = [p for p in view.readable if view.can(p, Role.ENGINEER)]
     context = base_context(view, "traces")
     pf = view.pf
     extra = pf.extra
@@ -380,19 +384,23 @@ def traces(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def trace_detail(request: HttpRequest, trace_id: str) -> HttpResponse:
-    readable = readable_projects(request.user)
-    roles = roles_for(request.user, readable)
-    allowed = [p for p in readable if roles.get(p.pk) in (Role.ENGINEER, Role.ADMIN)]
+    view = page_view(request)
+    view.projects = view.readable
+    allowed = view.with_role(Role.ENGINEER)
+    reason = "A trace shows individual requests, so it needs the engineer or admin role."
     if not allowed:
-        return forbidden(request, "A trace shows individual requests, so it needs the engineer or admin role.")
+        return forbidden(request, reason)
     if not TRACE_ID.match(trace_id):
         raise Http404("not a trace id")
     found = page_data.trace([p.pk for p in allowed], trace_id, include_text=any(p.store_prompts for p in allowed))
     if found is None:
+        others = [p.pk for p in view.readable if p not in allowed]
+        if others and page_data.trace(others, trace_id, include_text=False) is not None:
+            return forbidden(request, reason + " You have a lesser role in this trace's project.")
         raise Http404("no such trace in your projects")
     detail, spans = found
-    project = next(p for p in allowed if p.slug == spans["project"].iloc[0])
-    view = PageView(request=request, projects=[project], readable=readable, roles=roles, pf=parse({}))
+    view.projects = [next(p for p in allowed if p.slug == spans["project"].iloc[0])]
+    project = view.projects[0]
     context = base_context(view, "traces", filters=False)
     for span in detail["spans"]:
         span["color"] = figures.span_color(span["kind"], span["status"])

@@ -12,6 +12,9 @@ scoped to the project and tagged.
   rules, whether the prompt contains one of the words (``kw:<words>``, matched in
   ClickHouse so prompt text never leaves it);
 - scores: the latest ``quality`` score per trace and span of those traces.
+
+Calls that carry no usage (failed calls) are not read: a request's latency is the sum of
+its priced calls' durations.
 """
 
 from __future__ import annotations

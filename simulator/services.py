@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time as dtime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 
+from django.db import OperationalError
 from django.utils import timezone
 
 from simulator import loader
@@ -133,8 +135,20 @@ def create_run(project: Project, policy: Any, *, source: str, user: Any = None, 
     )
 
 
+def _update(run_id: int, *, attempts: int = 5, **fields: Any) -> None:
+    """Update a run's row, retrying briefly when SQLite (embedded mode) is busy with another writer."""
+    for attempt in range(attempts):
+        try:
+            SimulationRun.objects.filter(pk=run_id).update(**fields)
+            return
+        except OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 class _Recorder:
-    """Writes a run's progress to the database at most twice a second."""
+    """Writes a run's progress to the database at most twice a second (best effort)."""
 
     def __init__(self, run: SimulationRun) -> None:
         self.run = run
@@ -145,8 +159,10 @@ class _Recorder:
         if now - self.written < 0.5 and fraction < 1.0:
             return
         self.written = now
-        SimulationRun.objects.filter(pk=self.run.pk).update(progress=round(min(max(fraction, 0.0), 1.0), 4),
-                                                            message=message[:300])
+        try:
+            _update(self.run.pk, attempts=1, progress=round(min(max(fraction, 0.0), 1.0), 4), message=message[:300])
+        except OperationalError:
+            log.info("simulation %s: progress not recorded (database busy)", self.run.pk)
 
 
 def execute_run(run_id: int) -> str:
@@ -154,8 +170,7 @@ def execute_run(run_id: int) -> str:
     run = SimulationRun.objects.select_related("project").get(pk=run_id)
     if run.finished:
         return run.status
-    SimulationRun.objects.filter(pk=run.pk).update(status=SimulationRun.Status.RUNNING, started_at=timezone.now(),
-                                                   progress=0.0, message="starting")
+    _update(run.pk, status=SimulationRun.Status.RUNNING, started_at=timezone.now(), progress=0.0, message="starting")
     try:
         sweep = read_sweep(run.sweep, run.policy)
         result = run_simulation(run.project, run.policy, start=run.window_from, end=run.window_to, sweep=sweep,
@@ -167,14 +182,14 @@ def execute_run(run_id: int) -> str:
         log.exception("simulation %s failed", run.pk)
         _fail(run, f"{type(exc).__name__}: {exc}")
         return SimulationRun.Status.FAILED
-    SimulationRun.objects.filter(pk=run.pk).update(status=SimulationRun.Status.DONE, progress=1.0, message="done",
-                                                   result=result, finished_at=timezone.now())
+    _update(run.pk, status=SimulationRun.Status.DONE, progress=1.0, message="done", result=result,
+            finished_at=timezone.now())
     return SimulationRun.Status.DONE
 
 
 def _fail(run: SimulationRun, error: str) -> None:
-    SimulationRun.objects.filter(pk=run.pk).update(status=SimulationRun.Status.FAILED, error=error[:5000],
-                                                   message="failed", finished_at=timezone.now())
+    _update(run.pk, status=SimulationRun.Status.FAILED, error=error[:5000], message="failed",
+            finished_at=timezone.now())
 
 
 def enqueue(run: SimulationRun) -> Any:

@@ -141,6 +141,10 @@ def run_page(request: HttpRequest, pk: int) -> HttpResponse:
     if run.status == SimulationRun.Status.DONE and result:
         context["charts"] = [chart("cost-quality", figures.cost_quality_figure(result))]
         context["comparison"] = _comparison(result)
+        savings = result.get("savings_pct")
+        if savings is not None:
+            context["savings_label"] = (f"the policy saves {savings:.1f}%" if savings >= 0
+                                        else f"the policy costs {-savings:.1f}% more")
         tiers = sorted(set(result.get("share_by_tier", {})) | set(result.get("actual_share_by_tier", {})))
         context["tier_rows"] = [{"tier": t, "simulated": result.get("share_by_tier", {}).get(t),
                                  "actual": result.get("actual_share_by_tier", {}).get(t)} for t in tiers]

@@ -1,7 +1,7 @@
 """Number formatting for the dashboard templates: money, counts, shares and durations.
 
 ``{% load tm_format %}`` then ``{{ value|usd }}`` ($1,234.56; $0.0123 below a dollar),
-``{{ value|usd4 }}`` (always 4 decimals), ``{{ value|num }}`` (1,234,567),
+``{{ value|usd_fixed:6 }}`` (always 6 decimals), ``{{ value|num }}`` (1,234,567),
 ``{{ value|pct }}`` (0.123 → 12.3%), ``{{ value|ms }}`` (1234 → 1.23 s).
 """
 
@@ -12,6 +12,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import template
+
+from dashboards.figures import money
 
 register = template.Library()
 
@@ -32,23 +34,16 @@ def usd(value: Any) -> str:
     number = _number(value)
     if number is None:
         return "—"
-    if number == 0 or abs(number) >= 1:
-        return f"${number:,.2f}"
-    if abs(number) < 0.0001:
+    if 0 < abs(number) < 0.0001:
         return "<$0.0001" if number > 0 else "-<$0.0001"
-    return f"${number:,.4f}"
+    return money(number)
 
 
 @register.filter
-def usd4(value: Any) -> str:
+def usd_fixed(value: Any, places: int = 4) -> str:
+    """Dollars with a fixed number of decimals (``{{ cost|usd_fixed:6 }}`` for one call's cost)."""
     number = _number(value)
-    return "—" if number is None else f"${number:,.4f}"
-
-
-@register.filter
-def usd6(value: Any) -> str:
-    number = _number(value)
-    return "—" if number is None else f"${number:,.6f}"
+    return "—" if number is None else f"${number:,.{int(places)}f}"
 
 
 @register.filter

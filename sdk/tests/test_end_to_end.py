@@ -24,7 +24,8 @@ from tests.ingest.clients.fake_provider import FakeProvider
 
 import thinkmeter_sdk
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:The model 'claude-sonnet-4-5' is deprecated", "ignore:Using Claude with claude-sonnet-4-5")
 
 OPENAI_CALL = Call("o3-mini", fp.OPENAI_PROMPT_TOKENS, fp.OPENAI_CACHED_TOKENS, 0, fp.OPENAI_COMPLETION_TOKENS,
                    fp.OPENAI_REASONING_TOKENS)

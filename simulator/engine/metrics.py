@@ -7,7 +7,10 @@
   a matrix product, not a million draws per replicate), and the class samples the
   estimates come from are resampled too (the caller passes how the result moved on
   those replicates), so the interval covers the counterfactual model's own
-  uncertainty, not only the traffic's.
+  uncertainty, not only the traffic's. They do not cover the model's own assumption
+  (that a request keeps its quantile from one configuration to another): where a policy
+  selects requests on something that predicts their outcome better than what was
+  observed of them, expect a bias the interval does not show.
 - :func:`pareto_frontier`: the points no other point beats on both cost and quality.
 - :func:`apgr`, :func:`cpt`, :func:`routellm_auc`: as RouteLLM defines them (Ong et al.,
   "RouteLLM: Learning to Route LLMs with Preference Data", arXiv:2406.18665, §5;

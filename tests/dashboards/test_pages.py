@@ -146,6 +146,27 @@ def test_other_organizations_stay_invisible(ch: Any, client: Client, project: An
 
 
 @pytest.mark.django_db
+def test_trace_access_follows_the_role_in_its_project(ch: Any, client: Client, project: Any, project_key: str,
+                                                       other_project: Any, other_project_key: str,
+                                                       django_user_model: Any) -> None:
+    from thinkmeter.models import Membership
+
+    theirs, ours = ob.new_trace_id(), ob.new_trace_id()
+    _send(client, other_project_key, [_call("o3-mini", trace_id=theirs)])
+    _send(client, project_key, [_call("o3-mini", trace_id=ours)])
+    user = person(django_user_model, "two-hats", project, Role.ENGINEER)
+    Membership.objects.create(user=user, organization=other_project.organization, role=Role.VIEWER)
+    client.force_login(user)
+    assert client.get(f"/traces/{ours}/").status_code == 200
+    response = client.get(f"/traces/{theirs}/")
+    assert response.status_code == 403 and b"lesser role" in response.content
+    assert client.get("/traces/?project=globex").status_code == 403
+    listing = client.get("/traces/").content.decode()
+    assert ours in listing and theirs not in listing
+    assert client.get("/finance/?project=globex").status_code == 200  # aggregates: any role
+
+
+@pytest.mark.django_db
 def test_hidden_user_drilldown(ch: Any, client: Client, project: Any, project_key: str,
                                django_user_model: Any) -> None:
     _send(client, project_key, [_call("gpt-4.1-mini", user="carol-the-user")])
@@ -317,7 +338,9 @@ def test_every_page_renders_demo_traffic(ch: Any, client: Client, project: Any, 
             assert figure["data"], (url, chart_id)
         if charts:
             assert f"/assets/plotly-{plotly.__version__}.min.js" in html
-        assert not re.search(r"cdn\.plot\.ly|jsdelivr|unpkg\.com|cdnjs", html)
+        # every script and stylesheet comes from this server (users may run offline)
+        assets = re.findall(r'<script[^>]+src="([^"]+)"|<link[^>]+href="([^"]+)"', html)
+        assert assets and all((a or b).startswith(("/", "data:")) for a, b in assets), assets
     prices = client.get("/prices/").content.decode()
     assert "gpt-4.1-mini" in prices and "acme-internal-llm" in prices  # the demo's unpriced model
 
@@ -367,3 +390,24 @@ def test_number_formats() -> None:
     assert f.num(1234567) == "1,234,567"
     assert f.pct(0.1234) == "12.3%"
     assert f.ms(850) == "850 ms" and f.ms(2480) == "2.48 s" and f.ms(74_000) == "74.0 s"
+
+
+def test_breakdowns_fold_one_grouped_query_into_each_dimension() -> None:
+    import pandas as pd
+
+    from dashboards.page_data import TOTAL_COLUMNS, _breakdown, frame_totals
+
+    rows = [("acme", 1, "m1", 1.0), ("acme", 2, "m2", 5.0), ("globex", 2, "m3", 3.0), ("acme", 0, "other", 0.5),
+            ("other", "other", "other", 2.0)]
+    frame = pd.DataFrame({"project": [r[0] for r in rows], "tier": [r[1] for r in rows],
+                          "model": [r[2] for r in rows], "other": [False] * 4 + [True],
+                          **{c: [r[3] for r in rows] for c in TOTAL_COLUMNS}})
+    by_tier = _breakdown(frame, "tier", {}, limit=2)
+    assert list(by_tier["label"]) == ["tier 2", "tier 1", "other"]
+    assert list(by_tier["cost_total"]) == [8.0, 1.0, 2.5]  # untiered 0.5 + the query's own "other" 2.0
+    by_model = _breakdown(frame, "model", {}, limit=10)
+    # a model really named "other" stays apart from the groups past the query's limit
+    assert sorted(by_model["label"]) == ["m1", "m2", "m3", "other", "other"]
+    by_project = _breakdown(frame, "project", {"acme": "Acme Corp"}, limit=10)
+    assert list(by_project["label"]) == ["Acme Corp", "globex", "other"]
+    assert frame_totals(by_project)["cost_total"] == frame_totals(by_tier)["cost_total"] == 11.5

@@ -84,8 +84,10 @@ class BudgetCache:
             return table
 
     def clear(self) -> None:
+        """Forget every table (and the fetch count)."""
         with self._lock:
             self._entries.clear()
+            self.fetches = 0
 
 
 cache = BudgetCache()

@@ -63,10 +63,11 @@ class Classification:
 
 @lru_cache(maxsize=2048)
 def _pattern(keyword: str) -> re.Pattern[str]:
-    """Whole-word match for words; plain substring for keywords with punctuation or spaces at the edge."""
+    """Whole words (plural and -ed/-ing forms too); plain substrings for keywords that start or end
+    with punctuation or a space (``"```"``, ``"def "``)."""
     escaped = re.escape(keyword)
     start = r"\b" if keyword[:1].isalnum() else ""
-    end = r"\b" if keyword[-1:].isalnum() else ""
+    end = r"(?:s|es|d|ed|ing)?\b" if keyword[-1:].isalnum() else ""
     return re.compile(start + escaped + end)
 
 
