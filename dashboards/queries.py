@@ -20,6 +20,12 @@ Contract (every function in this module):
   ``counted = 1`` otherwise. When the range does not fall on hour (or day) boundaries,
   the rollup covers the aligned middle and ``spans`` the ragged ends, so answers are
   exact for any range. Quantiles from rollups are t-digest estimates.
+- **Samples.** Statistics of single calls (distributions, latency, escalations, the
+  quality frontier) read ``spans``: every trace when the range has at most
+  :data:`SAMPLE_CALLS` calls, else a uniform sample of traces picked by trace-id range,
+  which the sort key lets ClickHouse skip to (:class:`Sample`); such DataFrames carry
+  ``attrs["sample_fraction"]``. Trace search and runaway traces look at the newest
+  hours first and widen the window only as needed.
 - **Money.** The API functions (:func:`usage_rows`, :func:`search_traces`,
   :func:`trace_detail`, :func:`budget_stats`) return money as exact decimal strings
   (USD, 9 places); the four cost parts add up exactly to ``cost_usd``. Page functions
@@ -343,7 +349,8 @@ def _measure_sql(table: str) -> list[str]:
     return [f"sum({m}) AS m_{m}" for m in MEASURES]
 
 
-def _segment_sql(seg: Segment, index: int, query: UsageQuery) -> tuple[str, dict[str, Any]]:
+def segment_where(seg: Segment, index: int, filters: Filters) -> tuple[str, dict[str, Any]]:
+    """The WHERE conditions of one segment: scope, its time range, ``counted = 1`` on spans, filters."""
     column = TIME_COLUMN[seg.table]
     params: dict[str, Any] = {}
     if seg.table == "usage_daily_users":
@@ -355,16 +362,20 @@ def _segment_sql(seg: Segment, index: int, query: UsageQuery) -> tuple[str, dict
     where.insert(0, f"project_id IN {PROJECT_PARAM}")
     if seg.table == "spans":
         where.append("counted = 1")
-    clauses, filter_params = _filter_sql(normalize_filters(query.filters))
-    where += clauses
+    clauses, filter_params = _filter_sql(normalize_filters(filters))
     params.update(filter_params)
+    return " AND ".join([*where, *clauses]), params
+
+
+def _segment_sql(seg: Segment, index: int, query: UsageQuery) -> tuple[str, dict[str, Any]]:
+    where, params = segment_where(seg, index, query.filters)
     keys = [f"{COLUMNS[d]} AS d_{d}" for d in query.group_by]
     if query.interval:
         keys.insert(0, f"{_bucket(seg.table, query.interval)} AS bucket")
     group = ["bucket"] if query.interval else []
     group += [f"d_{d}" for d in query.group_by]
     sql = (f"SELECT {', '.join([*keys, *_measure_sql(seg.table)])} FROM {seg.table} "
-           f"WHERE {' AND '.join(where)}" + (f" GROUP BY {', '.join(group)}" if group else ""))
+           f"WHERE {where}" + (f" GROUP BY {', '.join(group)}" if group else ""))
     return sql, params
 
 
@@ -429,7 +440,8 @@ def usage_rows(query: UsageQuery, tag: str = "api.usage") -> list[dict[str, Any]
     """
     table = usage_table(query, tag)
     if table.num_rows == 0:
-        return []
+        # totals over nothing (no readable project) are still one row of zeros
+        return [] if query.group_by or query.interval else [_usage_measures(dict.fromkeys(MEASURES, 0))]
     slugs = project_slugs(query.project_ids) if "project" in query.group_by else {}
     rows: list[dict[str, Any]] = []
     for record in table.to_pylist():
@@ -515,9 +527,10 @@ TRACE_FILTERS: tuple[str, ...] = ("model", "task_type", "tier", "user_id", "serv
                                   "session_id", "operation")
 TRACE_PAGE_MAX = 500
 TRACE_WINDOWS = (timedelta(hours=6), timedelta(days=2), timedelta(days=10))
-# a trace whose spans start more than this far apart is cut where a search window begins;
-# the window is widened by this margin and such traces are recomputed over the whole range
+# each search window is scanned from TRACE_MARGIN earlier (a trace is placed by its first
+# span), and the page's traces are then recomputed from TRACE_LOOKBACK before the window
 TRACE_MARGIN = timedelta(hours=1)
+TRACE_LOOKBACK = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -644,14 +657,17 @@ def _trace_query(search: TraceSearch, window_start: datetime, limit: int, offset
 def search_traces(search: TraceSearch, tag: str = "api.traces") -> dict[str, Any]:
     """Traces in the range that match, newest first: ``{"traces": [...], "next_offset": n|None}``.
 
-    A trace matches a dimension filter when any of its spans has one of the values;
-    its totals count its ``counted`` spans; its status is ``error`` when any span
-    failed, else ``ok`` (OTel's "unset" included); it is runaway when any span is. To answer fast over long ranges the search
-    first looks at the newest hours and widens the window only while the page is not
-    full; each window is scanned from ``TRACE_MARGIN`` earlier, and the page's traces are
-    recomputed over the whole range, so results equal one scan of the whole range except
-    for a trace whose spans start more than ``TRACE_MARGIN`` apart across a window edge
-    (it may be placed or filtered by its later part).
+    A trace matches a dimension filter when any of its spans has one of the values; its
+    totals count its ``counted`` spans; its status is ``error`` when any span failed, else
+    ``ok`` (OTel's "unset" included); it is runaway when any span is.
+
+    To answer fast over long ranges the search looks at the newest hours first
+    (:data:`TRACE_WINDOWS`) and widens the window only while the page is not full. Each
+    window is scanned from :data:`TRACE_MARGIN` earlier and only traces whose first span
+    is inside it count, and the page's traces are recomputed from :data:`TRACE_LOOKBACK`
+    before the window; so the answer is that of one scan of the whole range, except for a
+    trace whose spans lie more than TRACE_MARGIN apart across a window edge (placed and
+    filtered by its later part) or more than TRACE_LOOKBACK apart (totalled by it too).
     """
     ids = _ids(search.project_ids)
     if not ids:
@@ -659,19 +675,20 @@ def search_traces(search: TraceSearch, tag: str = "api.traces") -> dict[str, Any
     want = search.offset + search.limit + 1
     windows = [search.end - w for w in TRACE_WINDOWS if search.end - w > search.start] + [search.start]
     records: list[dict[str, Any]] = []
+    window_start = search.start
     for window_start in windows:
-        scan_from = max(search.start, window_start - TRACE_MARGIN) if window_start > search.start else search.start
+        scan_from = max(search.start, window_start - TRACE_MARGIN)
         sql, params = _trace_query(search, scan_from, want, 0)
         found = clickhouse.execute(sql, params, tag=tag, projects=ids)
-        inside = [r for r in found if window_start == search.start or _ns_to_dt(r["start_ns"]) >= window_start]
-        if len(inside) >= want or window_start == search.start:
-            records = inside
+        records = [r for r in found if window_start == search.start or _ns_to_dt(r["start_ns"]) >= window_start]
+        if len(records) >= want:
             break
     page = records[search.offset: search.offset + search.limit]
-    if page and windows[0] != search.start:
-        # recompute the page's traces over the whole range: a trace may have spans before its window
-        sql, params = _trace_query(search, search.start, len(page), 0, [r["trace_id"] for r in page])
-        params.update({"limit": len(page) * 4})
+    if page and window_start > search.start:
+        # a trace placed in this window may have spans before the scan: recompute the page's traces
+        lookback = max(search.start, window_start - TRACE_LOOKBACK)
+        sql, params = _trace_query(search, lookback, len(page), 0, [r["trace_id"] for r in page])
+        params["limit"] = len(page) * 4
         full = {(r["project_id"], r["trace_id"]): r for r in clickhouse.execute(sql, params, tag=tag, projects=ids)}
         page = [full.get((r["project_id"], r["trace_id"]), r) for r in page]
     slugs = project_slugs(ids)
@@ -783,38 +800,111 @@ def trace_detail(project_ids: Sequence[int], trace_id: str, *, include_text: boo
     }
 
 
+# ---------------------------------------------------------------- trace samples
+
+SAMPLE_CALLS = 100_000
+SAMPLE_UNITS = 65_536
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A uniform sample of traces: those whose (random, hexadecimal) id sorts below ``bound``.
+
+    ``spans`` and ``scores`` are sorted by trace id within each day/project, so the
+    condition skips the other granules instead of reading them; a trace (and every call
+    and score in it) is either wholly in the sample or wholly out. ``fraction`` 1 means
+    no sampling (exact results).
+    """
+
+    fraction: float
+    bound: str | None
+
+    def sql(self, alias: str = "") -> str:
+        return f" AND {alias}trace_id < {{sample_bound:String}}" if self.bound else ""
+
+    def params(self) -> dict[str, Any]:
+        return {"sample_bound": self.bound} if self.bound else {}
+
+
+def total_requests(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
+                   tag: str = "pages.total_requests") -> int:
+    """LLM calls in the range (from the rollups when the filters allow)."""
+    table = usage_table(UsageQuery(project_ids, start, end, filters=filters or {}), tag=tag)
+    return int(table.column("requests")[0].as_py() or 0) if table.num_rows else 0
+
+
+def trace_sample(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
+                 target: int = SAMPLE_CALLS, total: int | None = None) -> Sample:
+    """A trace sample with about ``target`` LLM calls (every trace when there are no more than that)."""
+    if total is None:
+        total = total_requests(project_ids, start, end, filters)
+    if total <= target:
+        return Sample(1.0, None)
+    units = max(1, int(target * SAMPLE_UNITS / total))
+    return Sample(units / SAMPLE_UNITS, f"{units:04x}")
+
+
 # ---------------------------------------------------------------- budgets
 
 MIN_BUDGET_SAMPLES = 5
+STATE_LEVELS = "0.5, 0.9, 0.95, 0.99"  # the levels the rollups' quantile states were declared with
 
 
-def _quality_source(score_name: str, alias: str = "s") -> tuple[str, str, dict[str, Any]]:
-    """A LEFT JOIN with the latest score of ``score_name`` per trace, and the per-request quality
+def _quality_source(score_name: str, sample: Sample, alias: str = "s") -> tuple[str, str, dict[str, Any]]:
+    """A LEFT JOIN with the latest score of ``score_name`` per trace, and the per-call quality
     expression: the span's own quality column, else that score."""
     join = f"""LEFT JOIN (
         SELECT project_id, trace_id, toNullable(argMax(value, created_at)) AS score
-        FROM scores WHERE project_id IN {PROJECT_PARAM} AND name = {{score_name:String}}
+        FROM scores WHERE project_id IN {PROJECT_PARAM} AND name = {{score_name:String}}{sample.sql()}
         GROUP BY project_id, trace_id
     ) AS sc ON {alias}.project_id = sc.project_id AND {alias}.trace_id = sc.trace_id"""
     expr = f"if({alias}.quality IS NULL, sc.score, toNullable(toFloat64({alias}.quality)))"
-    return join, expr, {"score_name": score_name}
+    return join, expr, {"score_name": score_name, **sample.params()}
+
+
+def _class_stats_sql(query: UsageQuery) -> tuple[str, dict[str, Any]]:
+    """Requests, calls with thinking and merged t-digests of reasoning tokens and cost per
+    task class (task type × tier, and task type alone), over the rollups and ragged ends."""
+    parts, params = [], {}
+    for index, seg in enumerate(plan(query)):
+        where, seg_params = segment_where(seg, index, query.filters)
+        params.update(seg_params)
+        if seg.table == "spans":
+            select = (f"count() AS requests, countIf(reasoning_tokens > 0) AS with_thinking, "
+                      f"quantilesTDigestState({STATE_LEVELS})(reasoning_tokens) AS rq, "
+                      f"quantilesTDigestState({STATE_LEVELS})(toFloat64(cost_total)) AS cq")
+        else:
+            select = (f"sum(requests) AS requests, sum(with_thinking) AS with_thinking, "
+                      f"quantilesTDigestMergeState({STATE_LEVELS})(reasoning_q) AS rq, "
+                      f"quantilesTDigestMergeState({STATE_LEVELS})(cost_q) AS cq")
+        parts.append(f"SELECT task_type, tier, {select} FROM {seg.table} WHERE {where} GROUP BY task_type, tier")
+    union = "\nUNION ALL\n".join(parts)
+    sql = f"""SELECT task_type, tier, sum(requests) AS requests, sum(with_thinking) AS with_thinking,
+        quantilesTDigestMerge({STATE_LEVELS})(rq) AS reasoning_q, quantilesTDigestMerge({STATE_LEVELS})(cq) AS cost_q
+    FROM ({union})
+    GROUP BY GROUPING SETS ((task_type, tier), (task_type))"""
+    return sql, params
 
 
 def budget_stats(project_ids: Sequence[int], window_days: float = 7, *, tolerance: float = 0.02,
                  task_type: str | None = None, score_name: str = "quality",
                  min_samples: int = MIN_BUDGET_SAMPLES, now: datetime | None = None,
-                 filters: Filters | None = None, tag: str = "budgets") -> list[dict[str, Any]]:
+                 filters: Filters | None = None, sample_calls: int = SAMPLE_CALLS,
+                 tag: str = "budgets") -> list[dict[str, Any]]:
     """Per task class — task type × tier, and task type alone (``tier`` None) — over the
     last ``window_days`` days of LLM calls:
 
-    requests; reasoning_p50/p90/p95/p99 (exact quantiles of reasoning tokens);
-    cost_p95_usd; thinking_share (share of calls with reasoning tokens); quality_samples,
-    mean_quality and quality_per_1k_reasoning_tokens (mean quality ÷ mean reasoning
-    tokens × 1000, over the calls with a quality); ``budgets``: per requested
-    thinking_budget (> 0) the calls with a quality and their mean quality; and
-    recommended_thinking_budget: the smallest budget with ≥ ``min_samples`` scored calls
-    whose mean quality is within ``tolerance`` (absolute) of the best such budget's,
-    None without quality data.
+    - over every call (the hourly rollup, ragged window ends from spans): requests;
+      reasoning_p50/p90/p95/p99 (t-digest estimates of reasoning tokens per call);
+      cost_p95_usd; thinking_share (share of calls with reasoning tokens);
+    - over the calls with a quality (in a uniform trace sample of about ``sample_calls``
+      calls when the window has more; ``quality_sample_fraction`` says which share of
+      traces was read): quality_samples, mean_quality, quality_per_1k_reasoning_tokens
+      (mean quality ÷ mean reasoning tokens × 1000), ``budgets`` (per requested
+      thinking_budget > 0: calls, scored calls and mean quality) and
+      recommended_thinking_budget: the smallest budget with ≥ ``min_samples`` scored calls
+      whose mean quality is within ``tolerance`` (absolute) of the best such budget's;
+      None without quality data.
 
     A call's quality is its span's ``quality`` column, else the latest score named
     ``score_name`` of its trace (``scores`` table).
@@ -828,38 +918,39 @@ def budget_stats(project_ids: Sequence[int], window_days: float = 7, *, toleranc
         raise QueryError("the window must be more than 0 and at most 400 days")
     end = as_utc(now or datetime.now(UTC))
     start = end - timedelta(days=window_days)
-    join, quality, params = _quality_source(score_name)
-    where = [f"s.project_id IN {PROJECT_PARAM}", "s.counted = 1", f"s.start_time >= {{start:{TS}}}",
-             f"s.start_time < {{end:{TS}}}"]
-    params.update({"start": start, "end": end})
     merged = dict(normalize_filters(filters))
     if task_type is not None:
         merged["task_type"] = [task_type]
-    clauses, filter_params = _filter_sql(merged, alias="s.")
-    where += clauses
-    params.update(filter_params)
-    sql = f"""
-SELECT task_type, tier, thinking_budget, count() AS requests,
-    quantilesExactInclusive(0.5, 0.9, 0.95, 0.99)(reasoning_tokens) AS reasoning_q,
-    quantileExactInclusive(0.95)(toFloat64(cost_total)) AS cost_p95,
-    countIf(reasoning_tokens > 0) AS with_thinking,
-    count(q) AS quality_samples, avg(q) AS mean_quality, avgIf(reasoning_tokens, q IS NOT NULL) AS scored_reasoning
-FROM (
-    SELECT s.task_type AS task_type, s.tier AS tier, s.thinking_budget AS thinking_budget,
-        s.reasoning_tokens AS reasoning_tokens, s.cost_total AS cost_total, {quality} AS q
-    FROM spans AS s {join}
-    WHERE {' AND '.join(where)}
-)
-GROUP BY GROUPING SETS ((task_type, tier), (task_type), (task_type, tier, thinking_budget),
-    (task_type, thinking_budget))
-ORDER BY task_type, tier NULLS FIRST, thinking_budget"""
-    records = clickhouse.execute(sql, params, tag=tag, projects=ids, settings={"group_by_use_nulls": 1})
-    classes: dict[tuple[str, int | None], dict[str, Any]] = {}
+
+    sql, params = _class_stats_sql(UsageQuery(ids, start, end, group_by=["task_type", "tier"], filters=merged))
+    stats = clickhouse.execute(sql, params, tag=f"{tag}.classes", projects=ids, settings={"group_by_use_nulls": 1})
+    total = sum(int(r["requests"]) for r in stats if r["tier"] is not None)
+    if not total:
+        return []
+
+    sample = trace_sample(ids, start, end, merged, target=sample_calls, total=total)
+    join, quality, params = _quality_source(score_name, sample)
+    where, where_params = _where(ids, start, end, merged, alias="s.")
+    params.update(where_params)
+    quality_rows = clickhouse.execute(
+        f"""SELECT task_type, tier, thinking_budget, count() AS requests, count(q) AS quality_samples,
+            avg(q) AS mean_quality, avgIf(reasoning_tokens, q IS NOT NULL) AS scored_reasoning
+        FROM (
+            SELECT s.task_type AS task_type, s.tier AS tier, s.thinking_budget AS thinking_budget,
+                s.reasoning_tokens AS reasoning_tokens, {quality} AS q
+            FROM spans AS s {join}
+            WHERE {where}{sample.sql("s.")}
+        )
+        GROUP BY GROUPING SETS ((task_type, tier), (task_type), (task_type, tier, thinking_budget),
+            (task_type, thinking_budget))""",
+        params, tag=f"{tag}.quality", projects=ids, settings={"group_by_use_nulls": 1},
+    )
+    quality_of: dict[tuple[str, int | None], Mapping[str, Any]] = {}
     budgets: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
-    for r in records:
+    for r in quality_rows:
         key = (r["task_type"], None if r["tier"] is None else int(r["tier"]))
         if r["thinking_budget"] is None:
-            classes[key] = _budget_class(r, key)
+            quality_of[key] = r
         elif int(r["thinking_budget"]) > 0 and int(r["quality_samples"]) > 0:
             budgets.setdefault(key, []).append({
                 "thinking_budget": int(r["thinking_budget"]),
@@ -868,8 +959,11 @@ ORDER BY task_type, tier NULLS FIRST, thinking_budget"""
                 "mean_quality": round(float(r["mean_quality"]), 6),
             })
     out = []
-    for key, item in classes.items():
+    for r in stats:
+        key = (r["task_type"], None if r["tier"] is None else int(r["tier"]))
+        item = _budget_class(r, key, quality_of.get(key))
         options = sorted(budgets.get(key, []), key=lambda b: b["thinking_budget"])
+        item["quality_sample_fraction"] = sample.fraction
         item["budgets"] = options
         item["recommended_thinking_budget"] = recommend_budget(options, tolerance, min_samples)
         out.append(item)
@@ -877,14 +971,15 @@ ORDER BY task_type, tier NULLS FIRST, thinking_budget"""
     return out
 
 
-def _budget_class(r: Mapping[str, Any], key: tuple[str, int | None]) -> dict[str, Any]:
+def _budget_class(r: Mapping[str, Any], key: tuple[str, int | None],
+                  quality: Mapping[str, Any] | None) -> dict[str, Any]:
     q = [float(x) for x in r["reasoning_q"]]
     requests = int(r["requests"])
-    samples = int(r["quality_samples"])
-    mean_quality = float(r["mean_quality"]) if samples and r["mean_quality"] is not None else None
-    scored_reasoning = float(r["scored_reasoning"]) if samples and r["scored_reasoning"] is not None else 0.0
+    samples = int(quality["quality_samples"]) if quality else 0
+    mean_quality = float(quality["mean_quality"]) if quality and samples else None
+    scored_reasoning = float(quality["scored_reasoning"]) if quality and samples else 0.0
     per_1k = (mean_quality * 1000 / scored_reasoning) if mean_quality is not None and scored_reasoning > 0 else None
-    cost_p95 = float(r["cost_p95"]) if requests and not math.isnan(float(r["cost_p95"])) else 0.0
+    cost_p95 = float(r["cost_q"][2]) if requests and not math.isnan(float(r["cost_q"][2])) else 0.0
     return {
         "task_type": key[0],
         "tier": key[1],
@@ -893,7 +988,7 @@ def _budget_class(r: Mapping[str, Any], key: tuple[str, int | None]) -> dict[str
         "reasoning_p90": round(q[1], 3),
         "reasoning_p95": round(q[2], 3),
         "reasoning_p99": round(q[3], 3),
-        "cost_p95_usd": _money(Decimal(repr(cost_p95))),
+        "cost_p95_usd": _money(Decimal(repr(round(cost_p95, 9)))),
         "thinking_share": round(int(r["with_thinking"]) / requests, 6) if requests else 0.0,
         "quality_samples": samples,
         "mean_quality": round(mean_quality, 6) if mean_quality is not None else None,
@@ -976,8 +1071,10 @@ def mtd_spend_and_daily(project_ids: Sequence[int], now: datetime | None = None,
 def top_users(project_ids: Sequence[int], start: datetime, end: datetime, n: int = 15,
               filters: Filters | None = None) -> pd.DataFrame:
     """The ``n`` users with the most spend (calls without a user left out). Columns: user_id,
-    requests, token sums and the float cost columns, largest first."""
-    query = UsageQuery(project_ids, start, end, group_by=["user_id"], filters=filters or {}, limit=n + 1)
+    requests, token sums and the float cost columns, largest first. The range is widened
+    to whole days (UTC), which the daily user rollup serves."""
+    query = UsageQuery(project_ids, floor_day(as_utc(start)), ceil_day(as_utc(end)), group_by=["user_id"],
+                       filters=filters or {}, limit=n + 1)
     df = usage_frame(query, tag="pages.top_users")
     df = df[~df["other"] & (df["user_id"] != "")].head(n)
     return df.drop(columns=["other"]).reset_index(drop=True)
@@ -999,24 +1096,23 @@ def reasoning_share(project_ids: Sequence[int], start: datetime, end: datetime, 
 
 
 # ---------------------------------------------------------------- page data: engineering
+#
+# Distributions, latencies, escalations and the quality frontier need single calls, not
+# sums, so they read ``spans``: over every trace when the range has at most
+# SAMPLE_CALLS calls, else over a uniform trace sample of about that many calls (the
+# DataFrame's ``attrs["sample_fraction"]`` says which share of traces was read; counts
+# named ``requests`` are scaled up to the whole range, ``sampled`` are as read).
 
-def _where(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None, table: str = "spans",
+def _where(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None,
            counted: bool = True, alias: str = "") -> tuple[str, dict[str, Any]]:
-    """WHERE conditions over ``spans`` (or a rollup) for a page query."""
-    column = TIME_COLUMN[table]
-    clauses = [f"{alias}project_id IN {PROJECT_PARAM}", f"{alias}{column} >= {{start:{TS}}}",
-               f"{alias}{column} < {{end:{TS}}}"]
+    """WHERE conditions over ``spans`` for a page query."""
+    clauses = [f"{alias}project_id IN {PROJECT_PARAM}", f"{alias}start_time >= {{start:{TS}}}",
+               f"{alias}start_time < {{end:{TS}}}"]
     params: dict[str, Any] = {"start": as_utc(start), "end": as_utc(end)}
-    if table == "spans" and counted:
+    if counted:
         clauses.append(f"{alias}counted = 1")
     filter_clauses, filter_params = _filter_sql(normalize_filters(filters), alias=alias)
     return " AND ".join([*clauses, *filter_clauses]), {**params, **filter_params}
-
-
-def _rollup_fits(filters: Filters | None, start: datetime, end: datetime) -> bool:
-    """Whether ``usage_hourly`` answers exactly: filters in its grain and an hour-aligned range."""
-    return (set(normalize_filters(filters)) <= HOURLY_DIMENSIONS and floor_hour(as_utc(start)) == as_utc(start)
-            and floor_hour(as_utc(end)) == as_utc(end))
 
 
 def _df(sql: str, params: dict[str, Any], project_ids: Sequence[int], tag: str,
@@ -1024,179 +1120,198 @@ def _df(sql: str, params: dict[str, Any], project_ids: Sequence[int], tag: str,
     return clickhouse.query_df(sql, params, tag=tag, projects=_ids(project_ids), settings=settings)
 
 
-def _aligned(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """A page range widened to whole hours (pages show hours at the finest), so the rollup serves it."""
-    return floor_hour(as_utc(start)), ceil_hour(as_utc(end))
-
-
-def reasoning_distribution(project_ids: Sequence[int], start: datetime, end: datetime,
-                           filters: Filters | None = None, classes: int = 12, bins: int = 40) -> dict[str, pd.DataFrame]:
-    """Reasoning tokens per task class (task type × tier), for the classes with the most calls.
-
-    ``quantiles``: task_type, tier, requests, with_thinking, p50, p90, p95, p99
-    (t-digest over the hourly rollup; the range is widened to whole hours).
-    ``histogram``: task_type, tier, bin_start, bin_end, requests — calls with reasoning,
-    in ``bins`` log-spaced bins from 1 token to the largest value seen.
-    """
-    empty = {"quantiles": pd.DataFrame(columns=["task_type", "tier", "requests", "with_thinking", "p50", "p90",
-                                                "p95", "p99"]),
-             "histogram": pd.DataFrame(columns=["task_type", "tier", "bin_start", "bin_end", "requests"])}
-    if not _ids(project_ids):
-        return empty
-    start, end = _aligned(start, end)
-    if _rollup_fits(filters, start, end):
-        where, params = _where(project_ids, start, end, filters, table="usage_hourly")
-        q = "quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(reasoning_q)"
-        source, count, thinking = "usage_hourly", "sum(requests)", "sum(with_thinking)"
-    else:
-        where, params = _where(project_ids, start, end, filters)
-        q = "quantilesTDigest(0.5, 0.9, 0.95, 0.99)(reasoning_tokens)"
-        source, count, thinking = "spans", "count()", "countIf(reasoning_tokens > 0)"
-    params["classes"] = classes
-    quantiles = _df(
-        f"""SELECT task_type, tier, {count} AS requests, {thinking} AS with_thinking, {q} AS q,
-            q[1] AS p50, q[2] AS p90, q[3] AS p95, q[4] AS p99
-        FROM {source} WHERE {where} GROUP BY task_type, tier HAVING with_thinking > 0
-        ORDER BY requests DESC, task_type, tier LIMIT {{classes:UInt32}}""",
-        params, project_ids, "pages.reasoning_quantiles",
-    ).drop(columns=["q"])
-    if quantiles.empty:
-        return empty
-    top = quantiles[["task_type", "tier"]].itertuples(index=False)
-    pairs = [(str(t), int(tier)) for t, tier in top]
-    where, params = _where(project_ids, start, end, filters)
-    params.update({"bins": bins, "classes_tt": [p[0] for p in pairs], "classes_tier": [p[1] for p in pairs],
-                   "top": max(float(quantiles["p99"].max()) * 4, 2.0)})
-    # bin edges: 2^(k / bins * log2(max)); the upper edge is 4 × the largest class p99 (outliers land in the last bin)
-    histogram = _df(
-        f"""WITH log2({{top:Float64}}) AS span_log
-        SELECT task_type, tier, least(toUInt32(floor(log2(reasoning_tokens) / span_log * {{bins:UInt32}})),
-                {{bins:UInt32}} - 1) AS bin, count() AS requests
-        FROM spans WHERE {where} AND reasoning_tokens > 0
-            AND has(arrayZip({{classes_tt:Array(String)}}, {{classes_tier:Array(UInt8)}}), (task_type, tier))
-        GROUP BY task_type, tier, bin ORDER BY task_type, tier, bin""",
-        params, project_ids, "pages.reasoning_histogram",
-    )
-    top_log = math.log2(params["top"])
-    histogram["bin_start"] = [2 ** (int(b) / bins * top_log) for b in histogram["bin"]]
-    histogram["bin_end"] = [2 ** ((int(b) + 1) / bins * top_log) for b in histogram["bin"]]
-    return {"quantiles": quantiles.reset_index(drop=True),
-            "histogram": histogram[["task_type", "tier", "bin_start", "bin_end", "requests"]]}
-
-
-def latency_by_tier(project_ids: Sequence[int], start: datetime, end: datetime,
-                    filters: Filters | None = None) -> pd.DataFrame:
-    """Per tier: requests, duration_p50/p95 and ttft_p50/p95 (ms; time to first token over
-    calls that reported one). Columns: tier, requests, duration_p50, duration_p95,
-    ttft_requests, ttft_p50, ttft_p95."""
-    if not _ids(project_ids):
-        return pd.DataFrame(columns=["tier", "requests", "duration_p50", "duration_p95", "ttft_requests",
-                                     "ttft_p50", "ttft_p95"])
-    where, params = _where(project_ids, start, end, filters)
-    return _df(
-        f"""SELECT tier, count() AS requests,
-            quantilesTDigest(0.5, 0.95)(duration_ns / 1e6) AS d, d[1] AS duration_p50, d[2] AS duration_p95,
-            countIf(ttft_ms > 0) AS ttft_requests,
-            quantilesTDigestIf(0.5, 0.95)(toFloat64(ttft_ms), ttft_ms > 0) AS t,
-            if(ttft_requests > 0, t[1], nan) AS ttft_p50, if(ttft_requests > 0, t[2], nan) AS ttft_p95
-        FROM spans WHERE {where} GROUP BY tier ORDER BY tier""",
-        params, project_ids, "pages.latency_by_tier",
-    ).drop(columns=["d", "t"])
-
-
-def escalation_rate_by_task_type(project_ids: Sequence[int], start: datetime, end: datetime,
-                                 filters: Filters | None = None) -> pd.DataFrame:
-    """Per task type: requests, escalated (requests with more than one LLM attempt) and rate.
-
-    A request is the LLM calls sharing ``thinkmeter.request_id`` (``request_id``
-    column), or, for calls without one, the calls of one trace. Columns: task_type,
-    requests, escalated, llm_calls, rate (0–1).
-    """
-    if not _ids(project_ids):
-        return pd.DataFrame(columns=["task_type", "requests", "escalated", "llm_calls", "rate"])
-    where, params = _where(project_ids, start, end, filters)
-    df = _df(
-        f"""SELECT task_type, count() AS requests, countIf(attempts > 1) AS escalated, sum(attempts) AS llm_calls
-        FROM (
-            SELECT task_type, count() AS attempts
-            FROM spans WHERE {where}
-            GROUP BY project_id, task_type, if(request_id = '', trace_id, request_id)
-        )
-        GROUP BY task_type ORDER BY requests DESC, task_type""",
-        params, project_ids, "pages.escalation",
-    )
-    df["rate"] = (df["escalated"] / df["requests"].where(df["requests"] > 0)).fillna(0.0).astype(float)
+def _sampled(df: pd.DataFrame, sample: Sample, counts: Sequence[str] = ()) -> pd.DataFrame:
+    """Record the sample on the frame; scale ``sampled`` counts into estimated ``requests``-like columns."""
+    for column in counts:
+        df[column] = (df[f"sampled_{column}"] / sample.fraction).round().astype("int64") if len(df) else []
+    df.attrs["sample_fraction"] = sample.fraction
     return df
 
 
-def quality_vs_reasoning(project_ids: Sequence[int], start: datetime, end: datetime,
-                         filters: Filters | None = None, score_name: str = "quality",
-                         min_samples: int = 1) -> pd.DataFrame:
-    """The efficiency frontier: per task class and requested budget (thinking_budget and
-    reasoning_effort), the calls with a quality, their mean reasoning tokens and mean
-    quality. Columns: task_type, tier, thinking_budget, reasoning_effort, requests,
-    mean_reasoning_tokens, mean_quality, mean_cost (float USD)."""
+def _empty(columns: Sequence[str]) -> pd.DataFrame:
+    df = pd.DataFrame(columns=list(columns))
+    df.attrs["sample_fraction"] = 1.0
+    return df
+
+
+def reasoning_distribution(project_ids: Sequence[int], start: datetime, end: datetime,
+                           filters: Filters | None = None, classes: int = 12, bins_per_octave: int = 4,
+                           sample_calls: int = SAMPLE_CALLS) -> dict[str, pd.DataFrame]:
+    """Reasoning tokens per task class (task type × tier), for the ``classes`` busiest classes
+    that think at all.
+
+    ``quantiles``: task_type, tier, requests, with_thinking, p50, p90, p95, p99 (reasoning
+    tokens per call, calls without thinking included, as the runaway check counts them).
+    ``histogram``: task_type, tier, bin_start, bin_end, requests — calls with reasoning in
+    log-spaced bins, ``bins_per_octave`` per doubling (the same edges for every class).
+    """
+    quantile_columns = ["task_type", "tier", "requests", "with_thinking", "p50", "p90", "p95", "p99"]
+    histogram_columns = ["task_type", "tier", "bin_start", "bin_end", "requests"]
     if not _ids(project_ids):
-        return pd.DataFrame(columns=["task_type", "tier", "thinking_budget", "reasoning_effort", "requests",
-                                     "mean_reasoning_tokens", "mean_quality", "mean_cost"])
+        return {"quantiles": _empty(quantile_columns), "histogram": _empty(histogram_columns)}
+    sample = trace_sample(project_ids, start, end, filters, sample_calls)
+    where, params = _where(project_ids, start, end, filters)
+    params.update({**sample.params(), "classes": classes, "per_octave": bins_per_octave})
+    df = _df(
+        f"""SELECT task_type, tier, count() AS sampled_requests, countIf(reasoning_tokens > 0) AS sampled_with_thinking,
+            quantilesExactInclusive(0.5, 0.9, 0.95, 0.99)(reasoning_tokens) AS q,
+            q[1] AS p50, q[2] AS p90, q[3] AS p95, q[4] AS p99,
+            sumMapIf([toUInt16(floor(log2(greatest(reasoning_tokens, 1)) * {{per_octave:UInt8}}))], [toUInt64(1)],
+                reasoning_tokens > 0) AS hist, tupleElement(hist, 1) AS hist_bins, tupleElement(hist, 2) AS hist_counts
+        FROM spans WHERE {where}{sample.sql()} GROUP BY task_type, tier HAVING sampled_with_thinking > 0
+        ORDER BY sampled_requests DESC, task_type, tier LIMIT {{classes:UInt32}}""",
+        params, project_ids, "pages.reasoning_distribution",
+    )
+    if df.empty:
+        return {"quantiles": _empty(quantile_columns), "histogram": _empty(histogram_columns)}
+    quantiles = _sampled(df, sample, ["requests", "with_thinking"])[quantile_columns].reset_index(drop=True)
+    rows = []
+    for task_type, tier, bins, counts in zip(df["task_type"], df["tier"], df["hist_bins"], df["hist_counts"],
+                                             strict=True):
+        for b, n in zip(bins, counts, strict=True):
+            rows.append({"task_type": task_type, "tier": tier, "bin_start": 2 ** (int(b) / bins_per_octave),
+                         "bin_end": 2 ** ((int(b) + 1) / bins_per_octave),
+                         "requests": int(round(int(n) / sample.fraction))})
+    histogram = pd.DataFrame(rows, columns=histogram_columns)
+    histogram.attrs["sample_fraction"] = quantiles.attrs["sample_fraction"] = sample.fraction
+    return {"quantiles": quantiles, "histogram": histogram}
+
+
+def latency_by_tier(project_ids: Sequence[int], start: datetime, end: datetime,
+                    filters: Filters | None = None, sample_calls: int = SAMPLE_CALLS) -> pd.DataFrame:
+    """Per tier: requests, duration_p50/p95 and ttft_p50/p95 in ms (time to first token over
+    the calls that reported one, ``ttft_requests``; NaN when none did)."""
+    columns = ["tier", "requests", "duration_p50", "duration_p95", "ttft_requests", "ttft_p50", "ttft_p95"]
+    if not _ids(project_ids):
+        return _empty(columns)
+    sample = trace_sample(project_ids, start, end, filters, sample_calls)
+    where, params = _where(project_ids, start, end, filters)
+    params.update(sample.params())
+    df = _df(
+        f"""SELECT tier, count() AS sampled_requests,
+            quantilesExactInclusive(0.5, 0.95)(duration_ns / 1e6) AS d, d[1] AS duration_p50, d[2] AS duration_p95,
+            countIf(ttft_ms > 0) AS sampled_ttft_requests,
+            quantilesExactInclusiveIf(0.5, 0.95)(toFloat64(ttft_ms), ttft_ms > 0) AS t,
+            if(sampled_ttft_requests > 0, t[1], nan) AS ttft_p50, if(sampled_ttft_requests > 0, t[2], nan) AS ttft_p95
+        FROM spans WHERE {where}{sample.sql()} GROUP BY tier ORDER BY tier""",
+        params, project_ids, "pages.latency_by_tier",
+    )
+    return _sampled(df, sample, ["requests", "ttft_requests"])[columns]
+
+
+def escalation_rate_by_task_type(project_ids: Sequence[int], start: datetime, end: datetime,
+                                 filters: Filters | None = None, sample_calls: int = SAMPLE_CALLS) -> pd.DataFrame:
+    """Per task type: requests, escalated (requests with more than one LLM attempt), llm_calls
+    and rate (escalated ÷ requests).
+
+    A request is the LLM calls sharing ``thinkmeter.request_id`` (the ``request_id``
+    column) or, for calls without one, the calls of one trace.
+    """
+    columns = ["task_type", "requests", "escalated", "llm_calls", "rate"]
+    if not _ids(project_ids):
+        return _empty(columns)
+    sample = trace_sample(project_ids, start, end, filters, sample_calls)
+    where, params = _where(project_ids, start, end, filters)
+    params.update(sample.params())
+    df = _df(
+        f"""SELECT task_type, count() AS sampled_requests, countIf(attempts > 1) AS sampled_escalated,
+            sum(attempts) AS sampled_llm_calls
+        FROM (
+            SELECT task_type, count() AS attempts
+            FROM spans WHERE {where}{sample.sql()}
+            GROUP BY project_id, task_type, cityHash64(if(request_id = '', trace_id, request_id))
+        )
+        GROUP BY task_type ORDER BY sampled_requests DESC, task_type""",
+        params, project_ids, "pages.escalation",
+    )
+    df = _sampled(df, sample, ["requests", "escalated", "llm_calls"])
+    df["rate"] = (df["sampled_escalated"] / df["sampled_requests"].where(df["sampled_requests"] > 0)).fillna(0.0)
+    return df[columns]
+
+
+def quality_vs_reasoning(project_ids: Sequence[int], start: datetime, end: datetime,
+                         filters: Filters | None = None, score_name: str = "quality", min_samples: int = 1,
+                         sample_calls: int = SAMPLE_CALLS) -> pd.DataFrame:
+    """The efficiency frontier: per task class and requested budget (thinking_budget and
+    reasoning_effort), the calls with a quality (span column, else the trace's latest
+    ``score_name`` score): scored (calls read), mean_reasoning_tokens, mean_quality,
+    mean_cost (float USD). Columns: task_type, tier, thinking_budget, reasoning_effort,
+    scored, requests (scaled to the range), mean_reasoning_tokens, mean_quality, mean_cost."""
+    columns = ["task_type", "tier", "thinking_budget", "reasoning_effort", "scored", "requests",
+               "mean_reasoning_tokens", "mean_quality", "mean_cost"]
+    if not _ids(project_ids):
+        return _empty(columns)
+    sample = trace_sample(project_ids, start, end, filters, sample_calls)
     where, params = _where(project_ids, start, end, filters, alias="s.")
-    join, quality, quality_params = _quality_source(score_name)
-    params.update(quality_params)
-    params["min_samples"] = min_samples
-    return _df(
-        f"""SELECT task_type, tier, thinking_budget, reasoning_effort, count() AS requests,
+    join, quality, quality_params = _quality_source(score_name, sample)
+    params.update({**quality_params, "min_samples": min_samples})
+    df = _df(
+        f"""SELECT task_type, tier, thinking_budget, reasoning_effort, count() AS sampled_requests,
             avg(reasoning_tokens) AS mean_reasoning_tokens, avg(q) AS mean_quality, avg(cost) AS mean_cost
         FROM (
             SELECT s.task_type AS task_type, s.tier AS tier, s.thinking_budget AS thinking_budget,
                 s.reasoning_effort AS reasoning_effort, s.reasoning_tokens AS reasoning_tokens,
                 toFloat64(s.cost_total) AS cost, {quality} AS q
-            FROM spans AS s {join} WHERE {where}
+            FROM spans AS s {join} WHERE {where}{sample.sql("s.")}
         )
         WHERE q IS NOT NULL
-        GROUP BY task_type, tier, thinking_budget, reasoning_effort HAVING requests >= {{min_samples:UInt32}}
+        GROUP BY task_type, tier, thinking_budget, reasoning_effort HAVING sampled_requests >= {{min_samples:UInt32}}
         ORDER BY task_type, tier, thinking_budget, reasoning_effort""",
         params, project_ids, "pages.quality_vs_reasoning",
     )
+    df = _sampled(df, sample, ["requests"])
+    df["scored"] = df["sampled_requests"] if len(df) else []
+    return df[columns]
 
 
 def budget_vs_used(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
                    sample: int = 2000) -> pd.DataFrame:
-    """Requested thinking budget against reasoning tokens used: a sample of up to ``sample``
-    calls with a budget (a deterministic hash sample). Columns: trace_id, task_type, tier,
-    model, thinking_budget, reasoning_tokens, ratio (used ÷ budget)."""
+    """Requested thinking budget against reasoning tokens used: up to ``sample`` calls with a
+    budget, picked by a hash of their span id within a trace sample. Columns: trace_id,
+    task_type, tier, model, thinking_budget, reasoning_tokens, ratio (used ÷ budget)."""
+    columns = ["trace_id", "task_type", "tier", "model", "thinking_budget", "reasoning_tokens", "ratio"]
     if not _ids(project_ids):
-        return pd.DataFrame(columns=["trace_id", "task_type", "tier", "model", "thinking_budget",
-                                     "reasoning_tokens", "ratio"])
+        return _empty(columns)
+    traces = trace_sample(project_ids, start, end, filters, max(20 * sample, 20_000))
     where, params = _where(project_ids, start, end, filters)
-    params["sample"] = sample
+    params.update({**traces.params(), "sample": sample})
     df = _df(
         f"""SELECT trace_id, task_type, tier, model, thinking_budget, reasoning_tokens
-        FROM spans WHERE {where} AND thinking_budget > 0
+        FROM spans WHERE {where}{traces.sql()} AND thinking_budget > 0
         ORDER BY cityHash64(span_id) LIMIT {{sample:UInt32}}""",
         params, project_ids, "pages.budget_vs_used",
     )
     df["ratio"] = (df["reasoning_tokens"].astype(float) / df["thinking_budget"].astype(float)) if len(df) else []
-    return df
+    df.attrs["sample_fraction"] = traces.fraction
+    return df[columns]
 
 
 def runaway_traces(project_ids: Sequence[int], start: datetime, end: datetime, limit: int = 25,
                    filters: Filters | None = None) -> list[dict[str, Any]]:
-    """The newest traces with a runaway span (``runaway = 1``), as :func:`search_traces` rows."""
-    trace_filters = {k: v for k, v in normalize_filters(filters).items() if k in TRACE_FILTERS}
-    search = TraceSearch(project_ids, start, end, filters=trace_filters, runaway=True, limit=limit)
-    if not _ids(project_ids):
-        return []
+    """The newest traces with a runaway call (``runaway = 1``; with ``filters``, a runaway call
+    matching them), as :func:`search_traces` rows. Looks at the newest hours first and
+    widens the window until it has ``limit`` traces."""
     ids = _ids(project_ids)
-    # runaway spans are rare: find their traces first, then aggregate only those
-    where, params = _where(project_ids, start, end, None, counted=False)
-    found = clickhouse.execute(
-        f"""SELECT DISTINCT trace_id FROM spans WHERE {where} AND runaway = 1
-        ORDER BY trace_id LIMIT 10000""",
-        params, tag="pages.runaway_traces", projects=ids,
-    )
+    if not ids:
+        return []
+    start, end = as_utc(start), as_utc(end)
+    trace_filters = {k: v for k, v in normalize_filters(filters).items() if k in TRACE_FILTERS}
+    windows = [end - w for w in TRACE_WINDOWS if end - w > start] + [start]
+    found: list[dict[str, Any]] = []
+    for window_start in windows:
+        where, params = _where(ids, window_start, end, trace_filters, counted=False)
+        params["limit"] = limit
+        found = clickhouse.execute(
+            f"""SELECT trace_id, min(start_time) AS first FROM spans WHERE {where} AND runaway = 1
+            GROUP BY trace_id ORDER BY first DESC, trace_id LIMIT {{limit:UInt32}}""",
+            params, tag="pages.runaway_traces", projects=ids,
+        )
+        if len(found) >= limit:
+            break
     if not found:
         return []
-    sql, params = _trace_query(search, search.start, limit, 0, [r["trace_id"] for r in found])
+    search = TraceSearch(ids, start, end, limit=limit)
+    sql, params = _trace_query(search, start, limit, 0, [r["trace_id"] for r in found])
     slugs = project_slugs(ids)
     return [_trace_row(r, slugs) for r in clickhouse.execute(sql, params, tag="pages.runaway_traces", projects=ids)]
 
@@ -1204,18 +1319,19 @@ def runaway_traces(project_ids: Sequence[int], start: datetime, end: datetime, l
 # ---------------------------------------------------------------- page data: prices
 
 def unpriced_models(project_ids: Sequence[int], start: datetime, end: datetime) -> pd.DataFrame:
-    """Models with LLM calls that had no price (``priced = false``): provider, model, spans
-    (every stored span with usage), requests (counted calls), input/output tokens, first_seen,
-    last_seen — most spans first."""
+    """Models whose LLM calls had no price (``priced = false``), from the hourly rollup (the
+    range widened to whole hours): provider, model, requests (unpriced calls), first_seen
+    and last_seen (start of the first and last hour with one) — most calls first."""
+    columns = ["provider", "model", "requests", "first_seen", "last_seen"]
     if not _ids(project_ids):
-        return pd.DataFrame(columns=["provider", "model", "spans", "requests", "input_tokens", "output_tokens",
-                                     "first_seen", "last_seen"])
-    where, params = _where(project_ids, start, end, None, counted=False)
+        return pd.DataFrame(columns=columns)
+    params = {"start": floor_hour(as_utc(start)), "end": ceil_hour(as_utc(end))}
     return _df(
-        f"""SELECT provider, model, count() AS spans, countIf(counted = 1) AS requests,
-            sumIf(input_tokens, counted = 1) AS input_tokens, sumIf(output_tokens, counted = 1) AS output_tokens,
-            min(start_time) AS first_seen, max(start_time) AS last_seen
-        FROM spans WHERE {where} AND has_usage AND NOT priced
-        GROUP BY provider, model ORDER BY spans DESC, provider, model LIMIT 500""",
+        f"""SELECT provider, model, sum(unpriced) AS requests,
+            toDateTime64(minIf(hour, unpriced > 0), 0, 'UTC') AS first_seen,
+            toDateTime64(maxIf(hour, unpriced > 0), 0, 'UTC') AS last_seen
+        FROM usage_hourly
+        WHERE project_id IN {PROJECT_PARAM} AND hour >= {{start:{TS}}} AND hour < {{end:{TS}}}
+        GROUP BY provider, model HAVING requests > 0 ORDER BY requests DESC, provider, model LIMIT 500""",
         params, project_ids, "pages.unpriced_models",
     )

@@ -3,7 +3,10 @@
 For request *i* and configuration *c*:
 
 1. **Observed evidence first.** If the request itself ran *c* (its first attempt, an
-   escalation attempt, exploration traffic), its own tokens, latency and quality at *c* are used.
+   escalation attempt, exploration traffic), its own tokens, latency and quality at *c* are
+   used (an attempt that carries no quality — apps often score only the final answer —
+   gets the class estimate for its quality). A request that carries no quality at all
+   gets none anywhere: simulated and actual quality average the same requests.
 2. **Otherwise its quantile carries over.** Within its class (task type × the
    configuration it ran first), the request sits at a quantile *u* of each measure (visible
    output tokens, reasoning tokens, latency, quality): how hard it was, how long it
@@ -126,6 +129,11 @@ class Outcomes:
         for f in fields(self):
             getattr(self, f.name)[positions] = getattr(other, f.name)
 
+    def put_from(self, positions: np.ndarray, source: Outcomes, source_positions: np.ndarray) -> None:
+        """Overwrite the requests at ``positions`` with ``source``'s at ``source_positions`` (no copy between)."""
+        for f in fields(self):
+            getattr(self, f.name)[positions] = getattr(source, f.name)[source_positions]
+
     def add_step(self, positions: np.ndarray, step: Outcomes) -> None:
         """Requests at ``positions`` also tried ``step`` (aligned with ``positions``)."""
         for name in self.ADDITIVE:
@@ -147,6 +155,33 @@ class ClassRef:
     source: int  # CLASS (first attempts), ESCALATION (all attempts) or UNSUPPORTED
     sorted: dict[str, np.ndarray]
     rows: np.ndarray  # attempt rows of the sample
+
+
+GRID = 1024
+
+
+def bootstrap_grid(sorted_values: np.ndarray, rng: np.random.Generator | None, points: int = GRID) -> np.ndarray:
+    """A bootstrap resample of a sorted sample, summarized by its quantiles at ``points`` evenly spaced ranks.
+
+    The resample's k-th smallest value is ``sorted_values[⌊n·U₍ₖ₎⌋]`` with U₍ₖ₎ the k-th
+    order statistic of n uniforms; those at the grid's ranks are drawn exactly from gamma
+    spacings, so a replicate costs O(points), not O(n). ``rng=None``: the sample's own
+    values at those ranks. Samples of at most ``points`` values are resampled whole.
+    """
+    n = len(sorted_values)
+    if n == 0:
+        return sorted_values
+    if n <= points:
+        if rng is None:
+            return sorted_values
+        return np.repeat(sorted_values, np.bincount(rng.integers(0, n, n), minlength=n))
+    ranks = np.floor((np.arange(points) + 0.5) / points * n).astype(np.int64) + 1  # 1..n, increasing
+    if rng is None:
+        return sorted_values[ranks - 1]
+    spacings = rng.standard_gamma(np.diff(np.concatenate([[0], ranks, [n + 1]])).astype(np.float64))
+    cumulative = np.cumsum(spacings)
+    uniform = cumulative[:-1] / cumulative[-1]
+    return sorted_values[np.minimum((uniform * n).astype(np.int64), n - 1)]
 
 
 class Counterfactual:
@@ -184,6 +219,7 @@ class Counterfactual:
         self._prompt = {name: att[name].to_numpy(np.float64)
                         for name in ("input_tokens", "cache_read_tokens", "cache_write_tokens")}
         self._resample: np.random.Generator | None = None
+        self._gridded = False
         self._measures = {
             "visible_tokens": np.maximum(att["output_tokens"].to_numpy(np.float64)
                                          - att["reasoning_tokens"].to_numpy(np.float64), 0.0),
@@ -254,6 +290,7 @@ class Counterfactual:
         self.quality_known = np.zeros(n, dtype=bool)
         self.tie_dependence: dict[str, float] = {}
         z_difficulty = np.zeros(n)
+        first_groups = self._class_groups(self.first_row)
         for m in ("quality", "visible_tokens", "reasoning_tokens", "latency_ms"):
             values = self._measures[m]
             noise = rng.standard_normal(n)
@@ -261,10 +298,14 @@ class Counterfactual:
             if m == "quality":  # the earliest attempt that carries a quality
                 cand = np.flatnonzero(~np.isnan(values))
                 rows = cand[np.unique(self.att_req[cand], return_index=True)[1]] if len(cand) else cand
+                groups = self._class_groups(rows)
+                self.quality_known[self.att_req[rows]] = True
             else:
-                rows = self.first_row[~np.isnan(values[self.first_row])]
+                known = ~np.isnan(values[self.first_row])
+                rows = self.first_row if known.all() else self.first_row[known]
+                groups = first_groups if known.all() else self._class_groups(rows)
             placed = []
-            for t, k, group in self._class_groups(rows):
+            for t, k, group in groups:
                 ref = self._refs[(t, k)].sorted[m]
                 if len(ref):
                     r = self.att_req[rows[group]]
@@ -273,7 +314,6 @@ class Counterfactual:
                 jitter = rng.random(n)
                 for r, left, right, size in placed:
                     out[r] = stats.pit_from_bounds(left, right, size, jitter[r])
-                    self.quality_known[r] = True
                 u[m] = out
                 z_difficulty = stats.norm_ppf(1.0 - out)
                 continue
@@ -330,17 +370,12 @@ class Counterfactual:
         return index
 
     def ref(self, task: int, config: int) -> ClassRef | None:
-        """The class sample of (task, config) (resampled, on first use, in a replicate)."""
+        """The class sample of (task, config); in a replicate, its (resampled) quantile grid, made on first use."""
         ref = self._refs.get((task, config))
-        if ref is None or self._resample is None or ref.source == UNSUPPORTED or (task, config) in self._resampled:
+        if ref is None or not self._gridded or ref.source == UNSUPPORTED or (task, config) in self._resampled:
             return ref
-        # A bootstrap resample of a sorted sample, still sorted: each value repeated as often as drawn.
-        sorted_values = {}
-        for m, values in ref.sorted.items():
-            size = len(values)
-            counts = np.bincount(self._resample.integers(0, size, size), minlength=size) if size else np.zeros(0, int)
-            sorted_values[m] = np.repeat(values, counts)
-        ref = self._refs[(task, config)] = ClassRef(ref.n_first, ref.n_all, ref.source, sorted_values, ref.rows)
+        grids = {m: bootstrap_grid(values, self._resample) for m, values in ref.sorted.items()}
+        ref = self._refs[(task, config)] = ClassRef(ref.n_first, ref.n_all, ref.source, grids, ref.rows)
         self._resampled.add((task, config))
         return ref
 
@@ -406,9 +441,14 @@ class Counterfactual:
                 getattr(out, name)[req] = self._measures[name][rows]
 
         rng = np.random.default_rng([self.seed, k + 1])
+        # Observed attempts without a quality (an app that scores only the final answer) get the
+        # class estimate for their quality; their tokens and latency stay their own.
+        unscored = observed & np.isnan(out.quality) & self.quality_known
         for t in range(len(self.task_names)):
-            idx = np.flatnonzero((self.req_task == t) & ~observed)
-            if not len(idx):
+            in_task = self.req_task == t
+            idx = np.flatnonzero(in_task & ~observed)
+            fill = np.flatnonzero(in_task & unscored)
+            if not len(idx) and not len(fill):
                 continue
             ref = self.ref(t, k)
             if ref is None or ref.source == UNSUPPORTED:
@@ -418,8 +458,13 @@ class Counterfactual:
                 sample = ref.sorted[m]
                 if not len(sample):
                     continue  # e.g. quality never recorded for this class: unknown
-                u = self._carry(self.u[m][idx], m, rng)
-                getattr(out, m)[idx] = stats.hazen_quantile(sample, u)
+                if len(idx):
+                    getattr(out, m)[idx] = stats.hazen_quantile(sample, self._carry(self.u[m][idx], m, rng))
+                if m == "quality" and len(fill):
+                    out.quality[fill] = stats.hazen_quantile(sample, self._carry(self.u[m][fill], m, rng))
+        # A request that never carried a quality has none under any configuration either, so the
+        # simulated and the actual quality average the same requests.
+        out.quality[~self.quality_known] = np.nan
         out.status = status
         if k < TRACKED_CONFIGS:
             out.used[:] = np.uint64(1 << k)
@@ -457,9 +502,10 @@ class Counterfactual:
         """This model restricted to the requests ``subset``, with every class sample bootstrap-resampled.
 
         Requests keep their quantiles and their own observations; only the class
-        distributions they are mapped through change (each resampled when first used).
-        ``rng=None`` resamples nothing: the base the replicates are compared with. Pass
-        that ``base`` (built for the same subset) to build replicates cheaply.
+        distributions they are mapped through change: each becomes, when first used, the
+        quantile grid of a bootstrap resample (:func:`bootstrap_grid`). ``rng=None``
+        resamples nothing (the grid of the sample itself): the base the replicates are
+        compared with. Pass that ``base`` (built for the same subset) to build replicates cheaply.
         """
         clone = object.__new__(Counterfactual)
         if base is not None:
@@ -487,6 +533,7 @@ class Counterfactual:
         clone.configs = list(clone.configs)
         clone._refs = dict(clone._refs)
         clone._resample = rng
+        clone._gridded = True
         clone._resampled = set()
         return clone
 

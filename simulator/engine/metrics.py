@@ -74,6 +74,21 @@ def _shares(tiers: np.ndarray, budgets: np.ndarray) -> tuple[dict[str, float], l
     return by_tier, by_config
 
 
+def _config_shares(counts: np.ndarray, configs: Sequence[Any], n: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Shares per tier and per configuration from request counts per configuration id."""
+    if not n:
+        return {}, []
+    by_tier: dict[str, float] = {}
+    by_config = []
+    for k in sorted(np.flatnonzero(counts), key=lambda k: (configs[k].tier, configs[k].thinking_budget)):
+        share = float(counts[k]) / n
+        tier = str(configs[k].tier)
+        by_tier[tier] = by_tier.get(tier, 0.0) + share
+        by_config.append({"tier": configs[k].tier, "thinking_budget": configs[k].thinking_budget,
+                          "share": round(share, 6)})
+    return {t: round(s, 6) for t, s in sorted(by_tier.items())}, by_config
+
+
 # ---------------------------------------------------------------- totals
 
 def summarize_actual(model: Counterfactual, mask: np.ndarray | None = None) -> dict[str, Any]:
@@ -106,10 +121,8 @@ def summarize(out: Outcomes, model: Counterfactual, mask: np.ndarray | None = No
     parts = {name: float(getattr(out, col)[m].sum()) for col, name in PART_NAMES.items()}
     p50, p95 = _percentiles(out.latency_ms[m])
     configs = model.configs
-    cfg = out.config[m]
-    tiers = np.array([configs[k].tier if k >= 0 else 0 for k in range(len(configs))] + [0], dtype=np.int64)
-    budgets = np.array([configs[k].thinking_budget for k in range(len(configs))] + [0], dtype=np.int64)
-    by_tier, by_config = _shares(tiers[cfg], budgets[cfg])
+    counts = np.bincount(out.config[m] + 1, minlength=len(configs) + 1)  # config −1 (none) first
+    by_tier, by_config = _config_shares(counts[1:], configs, n)
     priced = bool(np.isfinite(cost).all())
     n_cost = n if n else 1
     return {
@@ -149,22 +162,21 @@ def support(out: Outcomes, model: Counterfactual) -> dict[str, Any]:
     unsupported = out.status == UNSUPPORTED
     rows = []
     tasks = model.req_task
+    n_tasks = len(model.task_names)
     for k, config in enumerate(model.configs[:TRACKED_CONFIGS]):
         bit = np.uint64(1 << k)
         used_k = (out.used & bit) != 0
         if not used_k.any():
             continue
-        estimated_k = (out.estimated & bit) != 0
-        missing_k = used_k & unsupported & (out.config == k)
-        for t in np.unique(tasks[used_k]):
-            in_t = tasks == t
-            total = int((used_k & in_t).sum())
-            est = int((estimated_k & in_t).sum())
-            miss = int((missing_k & in_t).sum())
+        total = np.bincount(tasks[used_k], minlength=n_tasks)
+        est = np.bincount(tasks[(out.estimated & bit) != 0], minlength=n_tasks)
+        miss = np.bincount(tasks[used_k & unsupported & (out.config == k)], minlength=n_tasks)
+        for t in np.flatnonzero(total):
             ref = model.ref(int(t), k)
             rows.append({
                 "task_type": model.task_names[int(t)], "tier": config.tier, "thinking_budget": config.thinking_budget,
-                "requests": total, "observed": total - est - miss, "estimated": est, "unsupported": miss,
+                "requests": int(total[t]), "observed": int(total[t] - est[t] - miss[t]), "estimated": int(est[t]),
+                "unsupported": int(miss[t]),
                 "reference_first_attempts": ref.n_first if ref else 0, "reference_attempts": ref.n_all if ref else 0,
             })
     rows.sort(key=lambda r: (r["task_type"], r["tier"], r["thinking_budget"]))
@@ -193,10 +205,8 @@ def bootstrap_ci(out: Outcomes, mask: np.ndarray | None = None, *, replicates: i
     n = len(cost)
     if n == 0:
         return {"cost_usd": None, "quality": None}
-    rng = np.random.default_rng([seed, 7])
     g = min(blocks, n)
-    block_of = rng.permutation(n) % g
-    weights = stats.block_weights(g, replicates, rng)
+    block_of, weights = _resampling(n, g, replicates, seed)
     known = ~np.isnan(quality)
     cost_b = weights @ stats.block_sums(np.nan_to_num(cost), block_of, g)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -215,6 +225,22 @@ def bootstrap_ci(out: Outcomes, mask: np.ndarray | None = None, *, replicates: i
         lo, hi = np.percentile(q_b, [2.5, 97.5])
         result["quality"] = [round(float(lo), 6), round(float(hi), 6)]
     return result
+
+
+_RESAMPLING: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _resampling(n: int, blocks: int, replicates: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each request's block and the replicates' block weights (cached: a sweep reuses them)."""
+    key = (n, blocks, replicates, seed)
+    cached = _RESAMPLING.get(key)
+    if cached is None:
+        rng = np.random.default_rng([seed, 7])
+        cached = (rng.permutation(n) % blocks, stats.block_weights(blocks, replicates, rng))
+        if len(_RESAMPLING) > 8:
+            _RESAMPLING.clear()
+        _RESAMPLING[key] = cached
+    return cached
 
 
 # ---------------------------------------------------------------- curves

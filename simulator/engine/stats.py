@@ -59,7 +59,7 @@ def tie_bounds(sorted_ref: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, 
     The values are searched in sorted order (numpy's binary search then narrows from the
     previous hit), which is several times faster on large unsorted inputs.
     """
-    order = np.argsort(values, kind="stable")
+    order = np.argsort(values)
     ordered = values[order]
     left = np.empty(len(values), dtype=np.int64)
     right = np.empty(len(values), dtype=np.int64)

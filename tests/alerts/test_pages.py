@@ -89,3 +89,16 @@ def test_history_page_and_actions_by_role(project: Any) -> None:
 def test_pages_need_login(client: Any) -> None:
     assert client.get("/alerts/").status_code == 302
     assert client.get("/alerts/history/").status_code == 302
+
+
+def test_admin_never_shows_a_channel_url(project: Any, admin_client: Any) -> None:
+    channel = Channel.objects.create(project=project, kind="slack", name="#ops", url=SECRET_URL)
+    listing = admin_client.get("/admin/alerts/channel/").content.decode()
+    form = admin_client.get(f"/admin/alerts/channel/{channel.pk}/change/")
+    assert form.status_code == 200
+    assert "T0SECRET" not in listing and "T0SECRET" not in form.content.decode()
+    saved = admin_client.post(f"/admin/alerts/channel/{channel.pk}/change/",
+                              {"project": project.pk, "kind": "slack", "name": "renamed", "url": "", "enabled": "on"})
+    assert saved.status_code == 302
+    channel.refresh_from_db()
+    assert channel.name == "renamed" and channel.url == SECRET_URL  # blank keeps the secret

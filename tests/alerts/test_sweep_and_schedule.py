@@ -140,3 +140,19 @@ def test_periodic_tasks_are_registered_for_beat_and_the_embedded_scheduler() -> 
         assert app.conf.beat_schedule[name]["task"] == entry["task"]
         assert entry["task"] in app.tasks
         assert _seconds(entry["schedule"]) <= 60
+
+
+def test_evaluate_alerts_command_runs_everything_once(ch: Any, project: Any, project_key: str) -> None:
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    make_rule(project, "quota", limit=1_000)
+    make_rule(project, "runaway")
+    send(project_key, [call(2_000, user="carol")])
+    out = io.StringIO()
+    call_command("evaluate_alerts", "--project", project.slug, stdout=out)
+    result = json.loads(out.getvalue())
+    assert result["evaluated"] == 1 and result["failed"] == 0 and "maintenance" in result
+    assert AlertEvent.objects.get(kind="quota").evidence["subject"] == "carol"

@@ -71,6 +71,27 @@ def test_replaying_the_policy_that_ran_reproduces_what_happened(requests_per_tra
     assert result["ci95"]["cost_usd"][0] <= result["cost_usd"] <= result["ci95"]["cost_usd"][1]
 
 
+def test_unscored_attempts_and_requests_keep_actual_and_simulated_quality_comparable() -> None:
+    """Apps often score only the final answer, and some requests never: both sides average the same requests."""
+    world = W.make_world(12_000, seed=6, explore=0.1, fixed_routes=True)
+    spans = world.spans.copy()
+    last = spans.groupby("trace_id")["attempt"].transform("max")
+    spans.loc[spans["attempt"] < last, "quality"] = np.nan  # only the final answer is scored
+    never = spans["trace_id"].isin(spans["trace_id"].drop_duplicates().sample(frac=0.1, random_state=1))
+    spans.loc[never, "quality"] = np.nan  # 10% of requests are never scored
+    table = build_requests(spans)
+    replay = simulate(table, W.PRICES, actual_policy(), reference_replicates=0)
+    assert replay["quality_requests"] == replay["actual_quality_requests"] == int((~never).groupby(
+        spans["trace_id"]).all().sum())
+    weak = simulate(table, W.PRICES, {"kind": "static", **WEAK}, reference_replicates=0)
+    assert weak["quality_requests"] == weak["actual_quality_requests"]
+    assert any("carry no quality" in w for w in weak["warnings"])
+    # Escalated requests' first attempts (unscored) still decide a cascade: by their class estimate.
+    cascade = simulate(table, W.PRICES, {"kind": "cascade", "steps": [WEAK, STRONG], "accept": {"min_quality": 0.6}},
+                       reference_replicates=0)
+    assert cascade["steps_per_request"] > 1.1
+
+
 @lru_cache(maxsize=1)
 def explored_world() -> tuple[W.World, RequestTable, Counterfactual]:
     world = W.make_world(60_000, seed=101, explore=0.2)

@@ -60,7 +60,7 @@ def read_usage(usage: Any, into: dict[str, int | None]) -> int | None:
 class MessagesAdapter:
     provider = PROVIDER
 
-    def request(self, resource: Any, kwargs: dict[str, Any], options: Options) -> Request:
+    def request(self, resource: Any, kwargs: dict[str, Any], options: Options, capture: bool) -> Request:
         stream = kwargs.get("stream") is True
         model = g.scalar(kwargs.get("model"))
         attributes: dict[str, Any] = {g.OPERATION: "chat", g.PROVIDER: PROVIDER}
@@ -87,7 +87,7 @@ class MessagesAdapter:
         if isinstance(output_config, dict) and isinstance(output_config.get("effort"), str):
             attributes[g.REASONING_EFFORT] = output_config["effort"]
         attributes.update(g.server_attributes(resource))
-        if options.capture():
+        if capture:
             messages = g.input_messages(kwargs.get("messages"))
             if messages is not None:
                 attributes[g.INPUT_MESSAGES] = messages

@@ -124,9 +124,7 @@ class Call:
             self.span.set_attribute(TTFT, time.perf_counter() - self.started)
 
     def set(self, attributes: Mapping[str, Any]) -> None:
-        for key, value in attributes.items():
-            if value is not None:
-                self.span.set_attribute(key, value)
+        self.span.set_attributes({key: value for key, value in attributes.items() if value is not None})
 
     def fail(self, exc: BaseException) -> None:
         """The call raised: record it and end the span (the exception goes on to the app)."""

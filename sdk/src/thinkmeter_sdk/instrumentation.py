@@ -69,7 +69,7 @@ class Request:
 class Adapter(Protocol):
     provider: str
 
-    def request(self, resource: Any, kwargs: dict[str, Any], options: Options) -> Request: ...
+    def request(self, resource: Any, kwargs: dict[str, Any], options: Options, capture: bool) -> Request: ...
 
     def response(self, call: Call, request: Request, result: Any) -> None: ...
 
@@ -84,17 +84,16 @@ class Options:
     capture_content: bool | None = None
     openai_stream_usage: bool = False
     active: bool = True
+    capture_from_env: bool = False  # THINKMETER_CAPTURE_CONTENT, read by instrument()
 
     def capture(self) -> bool:
+        """instrument(capture_content=...), else configure()'s setting, else the environment."""
         if self.capture_content is not None:
             return self.capture_content
         settings = _state.current.settings
         if settings is not None:
             return settings.capture_content
-        try:
-            return env_flag("THINKMETER_CAPTURE_CONTENT", os.environ)
-        except ValueError:
-            return False
+        return self.capture_from_env
 
 
 options = Options()
@@ -153,8 +152,9 @@ def _begin(target: Target, resource: Any, kwargs: dict[str, Any]) -> tuple[Call,
     try:
         if _client_wrapped(resource, target.package_dir):
             return None
-        request = target.adapter.request(resource, kwargs, options)
-        call = Call(_state.tracer(options.tracer_provider), request.name, request.attributes, options.capture())
+        capture = options.capture()
+        request = target.adapter.request(resource, kwargs, options, capture)
+        call = Call(_state.tracer(options.tracer_provider), request.name, request.attributes, capture)
         return call, request
     except Exception:
         log_once(f"begin:{target.label}", "thinkmeter_sdk could not start a span for %s", target.label)
@@ -382,6 +382,11 @@ def instrument(
     options.tracer_provider = tracer_provider
     options.capture_content = capture_content
     options.openai_stream_usage = openai_stream_usage
+    try:
+        options.capture_from_env = env_flag("THINKMETER_CAPTURE_CONTENT", os.environ)
+    except ValueError:
+        logger.warning("thinkmeter_sdk: THINKMETER_CAPTURE_CONTENT is neither true nor false; content is not captured")
+        options.capture_from_env = False
     options.active = True
     outcome: dict[str, str] = {}
     for package, wanted in (("openai", openai), ("anthropic", anthropic)):

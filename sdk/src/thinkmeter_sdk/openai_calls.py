@@ -59,7 +59,7 @@ def usage_attributes(usage: Any, chat: bool) -> dict[str, Any]:
 class ChatAdapter:
     provider = PROVIDER
 
-    def request(self, resource: Any, kwargs: dict[str, Any], options: Options) -> Request:
+    def request(self, resource: Any, kwargs: dict[str, Any], options: Options, capture: bool) -> Request:
         stream = kwargs.get("stream") is True
         name, attributes = _request(resource, kwargs, stream)
         max_tokens = g.as_int(kwargs.get("max_completion_tokens")) or g.as_int(kwargs.get("max_tokens"))
@@ -69,7 +69,7 @@ class ChatAdapter:
         if isinstance(effort, str):
             attributes[g.REASONING_EFFORT] = effort
         state: dict[str, Any] = {}
-        if options.capture():
+        if capture:
             messages = g.input_messages(kwargs.get("messages"))
             if messages is not None:
                 attributes[g.INPUT_MESSAGES] = messages
@@ -185,7 +185,7 @@ def _response_attributes(call: Call, response: Any) -> dict[str, Any]:
 class ResponsesAdapter:
     provider = PROVIDER
 
-    def request(self, resource: Any, kwargs: dict[str, Any], options: Options) -> Request:
+    def request(self, resource: Any, kwargs: dict[str, Any], options: Options, capture: bool) -> Request:
         stream = kwargs.get("stream") is True
         name, attributes = _request(resource, kwargs, stream)
         max_tokens = g.as_int(kwargs.get("max_output_tokens"))
@@ -194,7 +194,7 @@ class ResponsesAdapter:
         effort = g.scalar(get(kwargs.get("reasoning"), "effort")) if isinstance(kwargs.get("reasoning"), dict) else None
         if isinstance(effort, str):
             attributes[g.REASONING_EFFORT] = effort
-        if options.capture():
+        if capture:
             messages = g.input_messages(kwargs.get("input"))
             if messages is not None:
                 attributes[g.INPUT_MESSAGES] = messages

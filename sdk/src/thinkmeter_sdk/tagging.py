@@ -225,10 +225,10 @@ class ContextSpanProcessor(SpanProcessor):
             values = otel_context.get_value(CONTEXT_KEY)
         if not values:
             return
-        existing = span.attributes or {}
-        for key, value in cast("Mapping[str, str | int]", values).items():
-            if existing.get(key) is None:
-                span.set_attribute(key, value)
+        existing = span.attributes
+        if existing:
+            values = {k: v for k, v in cast("Mapping[str, str | int]", values).items() if existing.get(k) is None}
+        span.set_attributes(values)
 
     def on_end(self, span: ReadableSpan) -> None:
         pass
