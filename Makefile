@@ -9,10 +9,11 @@ PORT ?= 8000
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml sdk/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e ./sdk
 	# openlit pins openai<3 and anthropic<1 although it works with current clients: test-only, no deps.
 	$(VENV)/bin/pip install --quiet --no-deps openlit==1.45.0
 	touch $@

@@ -14,8 +14,9 @@
   runaway rules over spans ingested since the last sweep (late spans included) and over
   whole traces; :func:`record_runaway` takes what the ingest hook found.
 - Deliveries: :func:`attempt_delivery` is one HTTP attempt of one notification to one
-  channel, claimed under a row lock, so a delivered notification is never posted again
-  (the idempotency key is the notification and channel) — see :mod:`alerts.tasks`.
+  channel, claimed by one conditional UPDATE, so a delivered notification is never
+  posted again (the idempotency key is the notification and channel) — see
+  :mod:`alerts.tasks`. Every attempt is kept (:class:`~alerts.models.DeliveryAttempt`).
 """
 
 from __future__ import annotations

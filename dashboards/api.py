@@ -163,6 +163,7 @@ class UsageView(AnalyticsView):
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
 
     @extend_schema(
+        operation_id="usage",
         parameters=[
             *RANGE_PARAMETERS,
             OpenApiParameter("group_by", OpenApiTypes.STR,
@@ -203,6 +204,7 @@ class TraceListView(AnalyticsView):
     """Search traces, newest first."""
 
     @extend_schema(
+        operation_id="traces_list",
         parameters=[*RANGE_PARAMETERS, TraceSearchParamsSerializer,
                     *(p for p in DIMENSION_PARAMETERS if p.name in queries.TRACE_FILTERS)],
         responses=TraceListSerializer,
@@ -233,7 +235,7 @@ class TraceListView(AnalyticsView):
 class TraceDetailView(AnalyticsView):
     """Every span of one trace."""
 
-    @extend_schema(parameters=[RANGE_PARAMETERS[2]], responses=TraceDetailSerializer)
+    @extend_schema(operation_id="traces_retrieve", parameters=[RANGE_PARAMETERS[2]], responses=TraceDetailSerializer)
     def get(self, request: Request, trace_id: str) -> Response:
         projects, include_text = trace_projects(request)
         detail = queries.trace_detail([p.pk for p in projects], trace_id, include_text=include_text)
@@ -247,7 +249,8 @@ class TraceDetailView(AnalyticsView):
 class BudgetsView(AnalyticsView):
     """Reasoning-token statistics and a recommended thinking budget per task class."""
 
-    @extend_schema(parameters=[RANGE_PARAMETERS[2], BudgetParamsSerializer], responses=BudgetResponseSerializer)
+    @extend_schema(operation_id="budgets", parameters=[RANGE_PARAMETERS[2], BudgetParamsSerializer],
+                   responses=BudgetResponseSerializer)
     def get(self, request: Request) -> Response:
         projects = readable(request)
         checked = BudgetParamsSerializer(data=request.query_params)

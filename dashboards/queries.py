@@ -637,20 +637,49 @@ def _trace_row(record: Mapping[str, Any], slugs: Mapping[int, str]) -> dict[str,
     }
 
 
-def _trace_query(search: TraceSearch, window_start: datetime, limit: int, offset: int,
-                 trace_ids: Sequence[str] | None = None) -> tuple[str, dict[str, Any]]:
-    having, params = _trace_having(search)
+def _trace_where(search: TraceSearch, scan_from: datetime,
+                 trace_ids: Sequence[str] | None = None) -> tuple[list[str], dict[str, Any]]:
     where = [f"project_id IN {PROJECT_PARAM}", f"start_time >= {{start:{TS}}}", f"start_time < {{end:{TS}}}"]
-    params.update({"start": window_start, "end": search.end, "limit": limit, "offset": offset})
+    params: dict[str, Any] = {"start": scan_from, "end": search.end}
     if search.q:
         where.append("startsWith(trace_id, {q:String})")
         params["q"] = search.q.lower()
     if trace_ids is not None:
         where.append("trace_id IN {trace_ids:Array(String)}")
         params["trace_ids"] = list(trace_ids)
+    return where, params
+
+
+# the trace totals a search may filter on, computed in its first (light) pass
+TRACE_FILTER_AGGREGATES = {
+    "trace_status": "if(countIf(status = 'error') > 0, 'error', 'ok')",
+    "trace_cost": "sumIf(cost_total, counted = 1)",
+    "trace_reasoning_tokens": "sumIf(reasoning_tokens, counted = 1)",
+    "trace_runaway": "max(runaway)",
+}
+
+
+def _trace_candidates_query(search: TraceSearch, scan_from: datetime, limit: int) -> tuple[str, dict[str, Any]]:
+    """The newest matching traces (ids and first span start only), reading few columns."""
+    having, params = _trace_having(search)
+    where, where_params = _trace_where(search, scan_from)
+    params.update({**where_params, "limit": limit})
+    needed = [f"{expr} AS {alias}" for alias, expr in TRACE_FILTER_AGGREGATES.items()
+              if any(alias in clause for clause in having)]
+    select = ["project_id", "trace_id", "min(start_time) AS trace_start",
+              "toUnixTimestamp64Nano(trace_start) AS start_ns", *needed]
+    sql = (f"SELECT {', '.join(select)}\nFROM spans WHERE {' AND '.join(where)}\nGROUP BY project_id, trace_id"
+           + (f"\nHAVING {' AND '.join(having)}" if having else "")
+           + "\nORDER BY trace_start DESC, trace_id LIMIT {limit:UInt32}")
+    return sql, params
+
+
+def _trace_query(search: TraceSearch, scan_from: datetime, trace_ids: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """Every total of the given traces (a search result row each), from their spans since ``scan_from``."""
+    where, params = _trace_where(search, scan_from, trace_ids)
+    params["limit"] = 4 * len(trace_ids) + 1
     sql = (f"SELECT {TRACE_AGGREGATES}\nFROM spans WHERE {' AND '.join(where)}\n"
-           f"GROUP BY project_id, trace_id" + (f"\nHAVING {' AND '.join(having)}" if having else "")
-           + "\nORDER BY trace_start DESC, trace_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}")
+           "GROUP BY project_id, trace_id ORDER BY trace_start DESC, trace_id LIMIT {limit:UInt32}")
     return sql, params
 
 
@@ -662,37 +691,37 @@ def search_traces(search: TraceSearch, tag: str = "api.traces") -> dict[str, Any
     ``ok`` (OTel's "unset" included); it is runaway when any span is.
 
     To answer fast over long ranges the search looks at the newest hours first
-    (:data:`TRACE_WINDOWS`) and widens the window only while the page is not full. Each
-    window is scanned from :data:`TRACE_MARGIN` earlier and only traces whose first span
-    is inside it count, and the page's traces are recomputed from :data:`TRACE_LOOKBACK`
-    before the window; so the answer is that of one scan of the whole range, except for a
-    trace whose spans lie more than TRACE_MARGIN apart across a window edge (placed and
-    filtered by its later part) or more than TRACE_LOOKBACK apart (totalled by it too).
+    (:data:`TRACE_WINDOWS`) and widens the window only while the page is not full, and
+    it first finds the page's traces reading only the columns the filters need, then
+    computes their rows. Each window is scanned from :data:`TRACE_MARGIN` earlier and
+    only traces whose first span is inside it count; rows are computed from
+    :data:`TRACE_LOOKBACK` before the window. So the answer is that of one scan of the
+    whole range, except for a trace whose spans lie more than TRACE_MARGIN apart across a
+    window edge (placed and filtered by its later part) or more than TRACE_LOOKBACK
+    apart (totalled by it too).
     """
     ids = _ids(search.project_ids)
     if not ids:
         return {"traces": [], "next_offset": None}
     want = search.offset + search.limit + 1
     windows = [search.end - w for w in TRACE_WINDOWS if search.end - w > search.start] + [search.start]
-    records: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
     window_start = search.start
     for window_start in windows:
-        scan_from = max(search.start, window_start - TRACE_MARGIN)
-        sql, params = _trace_query(search, scan_from, want, 0)
-        found = clickhouse.execute(sql, params, tag=tag, projects=ids)
-        records = [r for r in found if window_start == search.start or _ns_to_dt(r["start_ns"]) >= window_start]
-        if len(records) >= want:
+        sql, params = _trace_candidates_query(search, max(search.start, window_start - TRACE_MARGIN), want)
+        found = [r for r in clickhouse.execute(sql, params, tag=f"{tag}.find", projects=ids)
+                 if window_start == search.start or _ns_to_dt(r["start_ns"]) >= window_start]
+        if len(found) >= want:
             break
-    page = records[search.offset: search.offset + search.limit]
-    if page and window_start > search.start:
-        # a trace placed in this window may have spans before the scan: recompute the page's traces
-        lookback = max(search.start, window_start - TRACE_LOOKBACK)
-        sql, params = _trace_query(search, lookback, len(page), 0, [r["trace_id"] for r in page])
-        params["limit"] = len(page) * 4
-        full = {(r["project_id"], r["trace_id"]): r for r in clickhouse.execute(sql, params, tag=tag, projects=ids)}
-        page = [full.get((r["project_id"], r["trace_id"]), r) for r in page]
+    chosen = found[search.offset: search.offset + search.limit]
+    page: list[dict[str, Any]] = []
+    if chosen:
+        sql, params = _trace_query(search, max(search.start, window_start - TRACE_LOOKBACK),
+                                   sorted({r["trace_id"] for r in chosen}))
+        rows = {(r["project_id"], r["trace_id"]): r for r in clickhouse.execute(sql, params, tag=tag, projects=ids)}
+        page = [rows[key] for key in ((r["project_id"], r["trace_id"]) for r in chosen) if key in rows]
     slugs = project_slugs(ids)
-    next_offset = search.offset + search.limit if len(records) > search.offset + search.limit else None
+    next_offset = search.offset + search.limit if len(found) > search.offset + search.limit else None
     return {"traces": [_trace_row(r, slugs) for r in page], "next_offset": next_offset}
 
 
@@ -1311,7 +1340,7 @@ def runaway_traces(project_ids: Sequence[int], start: datetime, end: datetime, l
     if not found:
         return []
     search = TraceSearch(ids, start, end, limit=limit)
-    sql, params = _trace_query(search, start, limit, 0, [r["trace_id"] for r in found])
+    sql, params = _trace_query(search, start, [r["trace_id"] for r in found])
     slugs = project_slugs(ids)
     return [_trace_row(r, slugs) for r in clickhouse.execute(sql, params, tag="pages.runaway_traces", projects=ids)]
 

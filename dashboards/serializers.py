@@ -149,7 +149,7 @@ class SpanSerializer(serializers.Serializer):
     completion_text = serializers.CharField(required=False, help_text="Engineers, admins and keys only.")
 
 
-class ScoreSerializer(serializers.Serializer):
+class TraceScoreSerializer(serializers.Serializer):
     span_id = serializers.CharField(allow_null=True)
     name = serializers.CharField()
     value = serializers.FloatField()
@@ -169,7 +169,7 @@ class TraceDetailSerializer(serializers.Serializer):
     cost_usd = Money()
     runaway = serializers.BooleanField()
     spans = SpanSerializer(many=True)
-    scores = ScoreSerializer(many=True)
+    scores = TraceScoreSerializer(many=True)
 
 
 # ---------------------------------------------------------------- budgets

@@ -26,10 +26,10 @@ if str(REPO) not in sys.path:  # `pytest sdk/tests` alone: make the repository's
 import tests.conftest as root  # noqa: E402 - must follow the sys.path fix
 from tests.ingest.clients.fake_provider import FakeProvider  # noqa: E402
 
-from sdk_support import Spans, Thinkmeter  # noqa: E402
-
 import thinkmeter_sdk  # noqa: E402
 from thinkmeter_sdk import _log, _state, budgets  # noqa: E402
+
+from sdk_support import Spans, Thinkmeter  # noqa: E402
 
 clickhouse_schema = root.clickhouse_schema
 price_catalog = root.price_catalog

@@ -105,14 +105,20 @@ class Call:
         """The four parts of DESIGN.md §5, from the catalog's rates (USD per million tokens)."""
         rates = catalog_rates(self.model)
         million = Decimal(1_000_000)
-        reasoning_rate = rates["reasoning"] if rates["reasoning"] is not None else rates["output"]
+        input_rate, output_rate = rates["input"], rates["output"]
+        assert input_rate is not None and output_rate is not None
+
+        def rate(name: str, default: Decimal) -> Decimal:
+            value = rates[name]
+            return value if value is not None else default
+
         return {
             "cost_input_usd": (self.input_tokens - self.cache_read_tokens - self.cache_write_tokens)
-            * rates["input"] / million,
-            "cost_cache_usd": (self.cache_read_tokens * (rates["cache_read"] or rates["input"])
-                               + self.cache_write_tokens * (rates["cache_write"] or rates["input"])) / million,
-            "cost_output_usd": (self.output_tokens - self.reasoning_tokens) * rates["output"] / million,
-            "cost_reasoning_usd": self.reasoning_tokens * reasoning_rate / million,
+            * input_rate / million,
+            "cost_cache_usd": (self.cache_read_tokens * rate("cache_read", input_rate)
+                               + self.cache_write_tokens * rate("cache_write", input_rate)) / million,
+            "cost_output_usd": (self.output_tokens - self.reasoning_tokens) * output_rate / million,
+            "cost_reasoning_usd": self.reasoning_tokens * rate("reasoning", output_rate) / million,
         }
 
 

@@ -14,12 +14,13 @@ from typing import Any
 
 import anthropic
 import pytest
-from sdk_support import Spans, anthropic_client
 from tests.ingest.clients import fake_provider as fp
 from tests.ingest.clients.fake_provider import FakeProvider
 
 import thinkmeter_sdk
 from thinkmeter_sdk.genai import estimate_tokens
+
+from sdk_support import Spans, anthropic_client
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The model 'claude-sonnet-4-5' is deprecated", "ignore:Using Claude with claude-sonnet-4-5")

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from sdk_support import Thinkmeter, anthropic_client, closed_port
 from tests.ingest.clients.fake_provider import FakeProvider
 
 import thinkmeter_sdk
 from thinkmeter_sdk import budgets
 from thinkmeter_sdk.budgets import BudgetCache
+
+from sdk_support import Thinkmeter, anthropic_client, closed_port
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The model 'claude-sonnet-4-5' is deprecated", "ignore:Using Claude with claude-sonnet-4-5")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from sdk_support import Spans
 
 import thinkmeter_sdk
 from thinkmeter_sdk import classify
+
+from sdk_support import Spans
 
 
 @pytest.mark.parametrize(("prompt", "task_type"), [

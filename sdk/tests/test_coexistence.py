@@ -12,13 +12,14 @@ from typing import Any
 
 import openai
 import pytest
-from sdk_support import Spans, openai_client
 from tests.ingest.clients import fake_provider as fp
 from tests.ingest.clients.fake_provider import FakeProvider
 
 import thinkmeter_sdk
 from thinkmeter_sdk import _log
 from thinkmeter_sdk.openai_calls import ChatAdapter, ChatStream
+
+from sdk_support import Spans, openai_client
 
 MESSAGES = [{"role": "user", "content": "Capital of France?"}]
 CREATE = "openai.resources.chat.completions.Completions.create"
@@ -55,7 +56,7 @@ def openllmetry(spans: Spans) -> Iterator[Any]:
     instrumentor = OpenAIInstrumentor()
     yield lambda: instrumentor.instrument(tracer_provider=spans.provider)
     instrumentor.uninstrument()
-    unwrap_all("openai")
+    unwrap_all("openai.resources")
 
 
 @pytest.fixture

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from sdk_support import Call, Thinkmeter, anthropic_client, expected_row, measures, openai_client
 from tests.ingest.clients import fake_provider as fp
 from tests.ingest.clients.fake_provider import FakeProvider
 
 import thinkmeter_sdk
+
+from sdk_support import Call, Thinkmeter, anthropic_client, expected_row, measures, openai_client
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The model 'claude-sonnet-4-5' is deprecated", "ignore:Using Claude with claude-sonnet-4-5")

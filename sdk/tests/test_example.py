@@ -13,8 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sdk_support import Thinkmeter
 from tests.ingest.clients.fake_provider import FakeProvider
+
+from sdk_support import Thinkmeter
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "support_bot.py"
 

@@ -13,13 +13,14 @@ from typing import Any
 
 import openai
 import pytest
-from sdk_support import Spans, closed_port, openai_client
 from tests.ingest.clients import fake_provider as fp
 from tests.ingest.clients.fake_provider import FakeProvider
 
 import thinkmeter_sdk
 
-MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}]
+from sdk_support import Spans, closed_port, openai_client
+
+MESSAGES: Any = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}]
 USAGE = {
     "gen_ai.usage.input_tokens": fp.OPENAI_PROMPT_TOKENS,
     "gen_ai.usage.output_tokens": fp.OPENAI_COMPLETION_TOKENS,
@@ -36,7 +37,7 @@ def attributes(span: Any) -> dict[str, Any]:
     return attrs
 
 
-def expected(response_id: str, stream: bool = False, **extra: Any) -> dict[str, Any]:
+def expected(response_id: str, extra: dict[str, Any] | None = None, stream: bool = False) -> dict[str, Any]:
     base: dict[str, Any] = {
         "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "o3-mini",
         "server.address": "127.0.0.1", "gen_ai.response.id": response_id, "gen_ai.response.model": fp.OPENAI_MODEL,
@@ -44,7 +45,7 @@ def expected(response_id: str, stream: bool = False, **extra: Any) -> dict[str, 
     }
     if stream:
         base["gen_ai.request.stream"] = True
-    return {**base, **extra}
+    return {**base, **(extra or {})}
 
 
 def check_ttft(span: Any, attrs: dict[str, Any]) -> None:
@@ -62,10 +63,9 @@ def test_chat_completion(instrumented: Spans, fake: FakeProvider) -> None:
     assert result.choices[0].message.content == fp.OPENAI_ANSWER_TEXT  # the app gets the real answer
     span = instrumented.one()
     assert span.name == "chat o3-mini" and span.kind.name == "CLIENT"
-    assert attributes(span) == expected(
-        result.id, **{"gen_ai.request.reasoning_effort": "high", "gen_ai.request.max_tokens": 4000,
-                      "gen_ai.response.finish_reasons": ("stop",), "thinkmeter.task_type": "qa",
-                      "thinkmeter.tier": 2})
+    assert attributes(span) == expected(result.id, {
+        "gen_ai.request.reasoning_effort": "high", "gen_ai.request.max_tokens": 4000,
+        "gen_ai.response.finish_reasons": ("stop",), "thinkmeter.task_type": "qa", "thinkmeter.tier": 2})
 
 
 def test_chat_completion_stream_with_usage(instrumented: Spans, fake: FakeProvider) -> None:
@@ -79,7 +79,7 @@ def test_chat_completion_stream_with_usage(instrumented: Spans, fake: FakeProvid
     span = instrumented.one()
     attrs = attributes(span)
     check_ttft(span, attrs)
-    assert attrs == expected(chunks[0].id, stream=True, **{"gen_ai.response.finish_reasons": ("stop",)})
+    assert attrs == expected(chunks[0].id, {"gen_ai.response.finish_reasons": ("stop",)}, stream=True)
 
 
 def test_chat_stream_without_usage_is_flagged(instrumented: Spans, fake: FakeProvider) -> None:
@@ -116,10 +116,10 @@ def test_async_chat_completion_and_stream(instrumented: Spans, fake: FakeProvide
 
     plain_id, stream_id = asyncio.run(main())
     plain, streamed = sorted(instrumented.finished(), key=lambda s: s.start_time)
-    assert attributes(plain) == expected(plain_id, **{"gen_ai.response.finish_reasons": ("stop",)})
+    assert attributes(plain) == expected(plain_id, {"gen_ai.response.finish_reasons": ("stop",)})
     attrs = attributes(streamed)
     check_ttft(streamed, attrs)
-    assert attrs == expected(stream_id, stream=True, **{"gen_ai.response.finish_reasons": ("stop",)})
+    assert attrs == expected(stream_id, {"gen_ai.response.finish_reasons": ("stop",)}, stream=True)
 
 
 def test_responses_api(instrumented: Spans, fake: FakeProvider) -> None:
@@ -127,9 +127,9 @@ def test_responses_api(instrumented: Spans, fake: FakeProvider) -> None:
     result = client.responses.create(model="o3-mini", input="Capital of France?", reasoning={"effort": "high"},
                                      max_output_tokens=4000)
     assert result.output_text == fp.OPENAI_ANSWER_TEXT
-    assert attributes(instrumented.one()) == expected(
-        result.id, **{"gen_ai.request.reasoning_effort": "high", "gen_ai.request.max_tokens": 4000,
-                      "gen_ai.response.finish_reasons": ("completed",)})
+    assert attributes(instrumented.one()) == expected(result.id, {
+        "gen_ai.request.reasoning_effort": "high", "gen_ai.request.max_tokens": 4000,
+        "gen_ai.response.finish_reasons": ("completed",)})
 
 
 def test_responses_api_stream_sync_and_async(instrumented: Spans, fake: FakeProvider) -> None:
@@ -148,8 +148,8 @@ def test_responses_api_stream_sync_and_async(instrumented: Spans, fake: FakeProv
                                  (second, async_events, {})):
         attrs = attributes(span)
         check_ttft(span, attrs)
-        assert attrs == expected(events[-1].response.id, stream=True,
-                                 **{"gen_ai.response.finish_reasons": ("completed",), **effort})
+        assert attrs == expected(events[-1].response.id, {"gen_ai.response.finish_reasons": ("completed",), **effort},
+                                 stream=True)
 
 
 def test_stream_helper_goes_through_create(instrumented: Spans, fake: FakeProvider) -> None:

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from sdk_support import Thinkmeter, closed_port
 
 import thinkmeter_sdk
+
+from sdk_support import Thinkmeter, closed_port
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -53,7 +54,7 @@ def test_unreachable_thinkmeter() -> None:
     thinkmeter_sdk.configure(endpoint=f"http://127.0.0.1:{closed_port()}", api_key="k",
                              tracer_provider=TracerProvider())
     assert thinkmeter_sdk.score(trace_id=TRACE, value=0.5) is None
-    with pytest.raises(thinkmeter_sdk.ThinkmeterError, match="127.0.0.1"):
+    with pytest.raises(thinkmeter_sdk.ThinkmeterError, match=r"127\.0\.0\.1"):
         thinkmeter_sdk.score(trace_id=TRACE, value=0.5, raise_errors=True)
 
 

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from sdk_support import Spans
 
 import thinkmeter_sdk
 from thinkmeter_sdk import context, propagate
+
+from sdk_support import Spans
 
 TAGS = {"thinkmeter.task_type": "code_review", "thinkmeter.tier": 2, "user.id": "u-42", "session.id": "s-7"}
 TAG_KEYS = tuple(TAGS)

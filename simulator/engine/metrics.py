@@ -80,7 +80,7 @@ def _config_shares(counts: np.ndarray, configs: Sequence[Any], n: int) -> tuple[
         return {}, []
     by_tier: dict[str, float] = {}
     by_config = []
-    for k in sorted(np.flatnonzero(counts), key=lambda k: (configs[k].tier, configs[k].thinking_budget)):
+    for k in sorted((int(i) for i in np.flatnonzero(counts)), key=lambda i: (configs[i].tier, configs[i].thinking_budget)):
         share = float(counts[k]) / n
         tier = str(configs[k].tier)
         by_tier[tier] = by_tier.get(tier, 0.0) + share

@@ -78,7 +78,7 @@ class Replayer:
         """Requests with label j take ``routes[j]``."""
         if len(idx) == self.model.n and len(routes) == 2 and all(isinstance(r, Config | Static) for r in routes):
             # Every request (``idx`` is then 0..n−1), two configurations: select elementwise from the cache.
-            first, second = (self.model.outcome(r if isinstance(r, Config) else r.config) for r in routes)
+            first, second = (self.model.outcome(_config(r)) for r in routes)
             pick = labels.astype(bool)
             return Outcomes(**{f.name: np.where(pick, getattr(second, f.name), getattr(first, f.name))
                                for f in fields(Outcomes)})
@@ -88,8 +88,7 @@ class Replayer:
             if not len(positions):
                 continue
             if isinstance(route, Config | Static):  # straight from the cache, without an intermediate copy
-                out.put_from(positions, self.model.outcome(route if isinstance(route, Config) else route.config),
-                             idx[positions])
+                out.put_from(positions, self.model.outcome(_config(route)), idx[positions])
             else:
                 out.put(positions, self.evaluate(route, idx[positions]))
         return out
@@ -271,6 +270,13 @@ class Replayer:
         rng = np.random.default_rng(policy.seed)
         labels = rng.choice(len(policy.choices), size=len(idx), p=weights / weights.sum())
         return self._routed(idx, labels, list(policy.choices))
+
+
+def _config(route: Route) -> Config:
+    if isinstance(route, Config):
+        return route
+    assert isinstance(route, Static)
+    return route.config
 
 
 def policy_kind(route: Route) -> str:

@@ -81,7 +81,8 @@ class Replicas:
     :meth:`shifts` runs a policy on each and on the unresampled base (same requests), and
     returns how far total cost and mean quality moved: the counterfactual model's own
     uncertainty, which :func:`metrics.bootstrap_ci` adds to the traffic's. Outcomes are
-    cached per replicate, so a sweep re-uses them.
+    cached per replicate, so a sweep re-uses them. (On the subsample a quota's daily
+    tallies are the subsample's; base and replicates share them, so the shift is still fair.)
     """
 
     SUBSAMPLE = 10_000

@@ -27,7 +27,7 @@ SPANS = 60
 OUTAGE_S = 2.0
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_exporter_retries_deliver_every_span_exactly_once(
     live_server: Any, ch: ModuleType, project: Any, project_key: str, caplog: pytest.LogCaptureFixture
 ) -> None:

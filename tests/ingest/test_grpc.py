@@ -54,7 +54,7 @@ from tests.ingest.otlp_builders import make_request, new_span_id, span_dict
 # Transactional: the server's worker threads use their own DB connections. Serialized
 # rollback: each test starts from the migrated database (the shipped price catalog is a
 # data migration, which a transactional test's closing flush would empty for the next).
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 MODEL = "grpc-test-reasoner"

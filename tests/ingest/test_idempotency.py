@@ -227,7 +227,7 @@ def send_concurrently(url: str, key: str, bodies: list[bytes], threads: int) -> 
     return codes
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_copies_of_batches_count_once(live_server: Any, ch: ModuleType, project: Any,
                                                  project_key: str) -> None:
     batches = [mixed_batch() for _ in range(3)]
@@ -242,7 +242,7 @@ def test_concurrent_copies_of_batches_count_once(live_server: Any, ch: ModuleTyp
     assert sum(r["counted"] for r in rows) == 3 * EXPECTED_CALLS  # one counted row per call, however many copies
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_double_instrumentation_counts_once(live_server: Any, ch: ModuleType, project: Any,
                                                        project_key: str) -> None:
     pairs = []

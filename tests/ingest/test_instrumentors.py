@@ -48,7 +48,7 @@ from tests.ingest.otlp_builders import counted_sums, rollup_sums
 
 # The catalog a data migration loads is flushed after each transactional test; serialized
 # rollback puts it back before the next one.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 # Association properties, set through each library's mechanism (see run_instrumented.py).
 # Tier 3 differs from both models' catalog tier (2), so a tier of 3 proves it came from the span.

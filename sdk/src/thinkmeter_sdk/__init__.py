@@ -10,7 +10,7 @@ thinking budgets with ``thinkmeter_sdk.budget_for("code_review", default=4096)``
 verdicts with ``thinkmeter_sdk.score(trace_id=..., value=0.9)``.
 """
 
-from thinkmeter_sdk._state import VERSION as __version__
+from thinkmeter_sdk._state import VERSION
 from thinkmeter_sdk.api_client import ThinkmeterError
 from thinkmeter_sdk.budgets import budget_for
 from thinkmeter_sdk.classifier import Classification, classify
@@ -49,3 +49,5 @@ __all__ = [
     "shutdown",
     "uninstrument",
 ]
+
+__version__ = VERSION

@@ -43,7 +43,7 @@ def request_json(method: str, path: str, *, query: dict[str, str] | None = None,
     if body is not None:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
-    req = urllib.request.Request(url, data=data, headers=headers, method=method)
+    req = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - http(s) only
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310 - http(s) checked by settings
             return json.loads(response.read() or b"null")

@@ -109,7 +109,7 @@ def _jsonable(value: Any) -> Any:
 class Call:
     """The span of one provider call, from request to the end of its response or stream."""
 
-    __slots__ = ("span", "started", "ended", "first_chunk_seen", "capture")
+    __slots__ = ("capture", "ended", "first_chunk_seen", "span", "started")
 
     def __init__(self, tracer: trace.Tracer, name: str, attributes: dict[str, Any], capture: bool) -> None:
         self.span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)

@@ -220,14 +220,15 @@ class ContextSpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         if not self._active:
             return
-        values = otel_context.get_value(CONTEXT_KEY, parent_context)
-        if not values and parent_context is not None:
-            values = otel_context.get_value(CONTEXT_KEY)
-        if not values:
+        found = otel_context.get_value(CONTEXT_KEY, parent_context)
+        if not found and parent_context is not None:
+            found = otel_context.get_value(CONTEXT_KEY)
+        if not found:
             return
+        values = cast("Mapping[str, str | int]", found)
         existing = span.attributes
         if existing:
-            values = {k: v for k, v in cast("Mapping[str, str | int]", values).items() if existing.get(k) is None}
+            values = {k: v for k, v in values.items() if existing.get(k) is None}
         span.set_attributes(values)
 
     def on_end(self, span: ReadableSpan) -> None:
