@@ -50,6 +50,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+import time as time_module
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -831,7 +833,7 @@ def trace_detail(project_ids: Sequence[int], trace_id: str, *, include_text: boo
 
 # ---------------------------------------------------------------- trace samples
 
-SAMPLE_CALLS = 100_000
+SAMPLE_CALLS = 50_000
 SAMPLE_UNITS = 65_536
 
 
@@ -855,11 +857,33 @@ class Sample:
         return {"sample_bound": self.bound} if self.bound else {}
 
 
+_totals: dict[tuple[Any, ...], tuple[float, int]] = {}
+_totals_lock = threading.Lock()
+TOTALS_TTL_S = 60.0
+
+
 def total_requests(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
                    tag: str = "pages.total_requests") -> int:
-    """LLM calls in the range (from the rollups when the filters allow)."""
-    table = usage_table(UsageQuery(project_ids, start, end, filters=filters or {}), tag=tag)
-    return int(table.column("requests")[0].as_py() or 0) if table.num_rows else 0
+    """LLM calls in the range (from the rollups when the filters allow).
+
+    Remembered for :data:`TOTALS_TTL_S` seconds: the page functions of one view all ask
+    for it to size their samples (a sample's fraction is exact whatever its size).
+    """
+    normalized = normalize_filters(filters)
+    key = (tuple(_ids(project_ids)), as_utc(start), as_utc(end),
+           tuple(sorted((k, tuple(v)) for k, v in normalized.items())))
+    now = time_module.monotonic()
+    with _totals_lock:
+        hit = _totals.get(key)
+    if hit is not None and now - hit[0] < TOTALS_TTL_S:
+        return hit[1]
+    table = usage_table(UsageQuery(project_ids, start, end, filters=normalized), tag=tag)
+    total = int(table.column("requests")[0].as_py() or 0) if table.num_rows else 0
+    with _totals_lock:
+        if len(_totals) > 1024:
+            _totals.clear()
+        _totals[key] = (now, total)
+    return total
 
 
 def trace_sample(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
@@ -908,9 +932,15 @@ def _class_stats_sql(query: UsageQuery) -> tuple[str, dict[str, Any]]:
                       f"quantilesTDigestMergeState({STATE_LEVELS})(cost_q) AS cq")
         parts.append(f"SELECT task_type, tier, {select} FROM {seg.table} WHERE {where} GROUP BY task_type, tier")
     union = "\nUNION ALL\n".join(parts)
+    # merge the many hourly states once per class, then the few class states per task type
     sql = f"""SELECT task_type, tier, sum(requests) AS requests, sum(with_thinking) AS with_thinking,
         quantilesTDigestMerge({STATE_LEVELS})(rq) AS reasoning_q, quantilesTDigestMerge({STATE_LEVELS})(cq) AS cost_q
-    FROM ({union})
+    FROM (
+        SELECT task_type, tier, sum(requests) AS requests, sum(with_thinking) AS with_thinking,
+            quantilesTDigestMergeState({STATE_LEVELS})(rq) AS rq, quantilesTDigestMergeState({STATE_LEVELS})(cq) AS cq
+        FROM ({union})
+        GROUP BY task_type, tier
+    )
     GROUP BY GROUPING SETS ((task_type, tier), (task_type))"""
     return sql, params
 

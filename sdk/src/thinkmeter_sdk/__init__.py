@@ -14,10 +14,10 @@ from thinkmeter_sdk._state import VERSION
 from thinkmeter_sdk.api_client import ThinkmeterError
 from thinkmeter_sdk.budgets import budget_for
 from thinkmeter_sdk.classifier import Classification, classify
+from thinkmeter_sdk.configuration import configure, force_flush, shutdown
 from thinkmeter_sdk.instrumentation import instrument, instrumented, uninstrument
 from thinkmeter_sdk.scores import score
 from thinkmeter_sdk.settings import ConfigurationError, Settings
-from thinkmeter_sdk.setup import configure, force_flush, shutdown
 from thinkmeter_sdk.tagging import (
     ContextSpanProcessor,
     ContextThreadPoolExecutor,
