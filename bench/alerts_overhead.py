@@ -12,7 +12,9 @@ over six task types and three tiers, with a few runaway calls mixed in):
   (dedup, hooks, chdb insert) with the hooks removed and installed.
 
 Prints one JSON object; ``hook_vs_prepare`` and ``ingest_slowdown`` are the ratios the
-issue asks about (ingest within 10 % of ingest with alerts off). A fresh SQLite
+issue asks about (ingest within 10 % of ingest with alerts off). The end-to-end runs
+alternate off/on; on a busy machine compare ``ingest_slowdown_best_runs`` (fastest of
+each), which other processes disturb least. A fresh SQLite
 database and chdb store under a temporary directory; nothing else is touched.
 
     .venv/bin/python bench/alerts_overhead.py --rows 10000 --repeat 15
@@ -208,6 +210,7 @@ def run(rows: int, repeat: int) -> dict[str, Any]:
         "write_ms_alerts_off": round(off_ms, 2),
         "write_ms_alerts_on": round(on_ms, 2),
         "ingest_slowdown": round(on_ms / off_ms - 1, 4),
+        "ingest_slowdown_best_runs": round(min(on_runs) / min(off_runs) - 1, 4),  # least disturbed by other load
         "findings_dispatched": sum(len(items) for items in outbox),
         "within_10_percent": hook_ms / prepare_ms < 0.10,
     }

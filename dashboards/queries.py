@@ -21,11 +21,13 @@ Contract (every function in this module):
   the rollup covers the aligned middle and ``spans`` the ragged ends, so answers are
   exact for any range. Quantiles from rollups are t-digest estimates.
 - **Samples.** Statistics of single calls (distributions, latency, escalations, the
-  quality frontier) read ``spans``: every trace when the range has at most
-  :data:`SAMPLE_CALLS` calls, else a uniform sample of traces picked by trace-id range,
-  which the sort key lets ClickHouse skip to (:class:`Sample`); such DataFrames carry
-  ``attrs["sample_fraction"]``. Trace search and runaway traces look at the newest
-  hours first and widen the window only as needed.
+  quality frontier, budget against use) come from one table of calls,
+  :func:`call_sample`: every call when the range has at most :data:`SAMPLE_CALLS`, else
+  a uniform sample of traces picked by trace-id range, which the sort key lets
+  ClickHouse skip to (:class:`Sample`). A page fetches it once and passes it as
+  ``calls=``; results carry ``attrs["sample_fraction"]``. The quality part of
+  :func:`budget_stats` samples the same way. Trace search and runaway traces look at
+  the newest hours first and widen the window only as needed.
 - **Money.** The API functions (:func:`usage_rows`, :func:`search_traces`,
   :func:`trace_detail`, :func:`budget_stats`) return money as exact decimal strings
   (USD, 9 places); the four cost parts add up exactly to ``cost_usd``. Page functions
@@ -40,7 +42,8 @@ API functions: :func:`usage_rows` (``GET /api/v1/usage``), :func:`search_traces`
 reached by the SDK).
 
 Page functions: :func:`spend_over_time`, :func:`spend_by`, :func:`mtd_spend_and_daily`,
-:func:`top_users`, :func:`reasoning_share`, :func:`reasoning_distribution`,
+:func:`top_users`, :func:`reasoning_share`, :func:`call_sample` (shared by the next five),
+:func:`reasoning_distribution`,
 :func:`latency_by_tier`, :func:`escalation_rate_by_task_type`,
 :func:`quality_vs_reasoning`, :func:`budget_vs_used`, :func:`runaway_traces`,
 :func:`unpriced_models`.
@@ -58,6 +61,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -1127,16 +1131,38 @@ def mtd_spend_and_daily(project_ids: Sequence[int], now: datetime | None = None,
     }
 
 
+TOP_USER_COLUMNS = ["user_id", "requests", "input_tokens", "output_tokens", "reasoning_tokens", "cost_reasoning",
+                    "cost_total"]
+
+
 def top_users(project_ids: Sequence[int], start: datetime, end: datetime, n: int = 15,
               filters: Filters | None = None) -> pd.DataFrame:
-    """The ``n`` users with the most spend (calls without a user left out). Columns: user_id,
-    requests, token sums and the float cost columns, largest first. The range is widened
-    to whole days (UTC), which the daily user rollup serves."""
-    query = UsageQuery(project_ids, floor_day(as_utc(start)), ceil_day(as_utc(end)), group_by=["user_id"],
-                       filters=filters or {}, limit=n + 1)
-    df = usage_frame(query, tag="pages.top_users")
-    df = df[~df["other"] & (df["user_id"] != "")].head(n)
-    return df.drop(columns=["other"]).reset_index(drop=True)
+    """The ``n`` users with the most spend (calls without a user left out), largest first.
+    Columns: user_id, requests, input_tokens, output_tokens, reasoning_tokens,
+    cost_reasoning, cost_total (floats, USD). The range is widened to whole days (UTC),
+    which the daily user rollup serves."""
+    start, end = floor_day(as_utc(start)), ceil_day(as_utc(end))
+    normalized = normalize_filters(filters)
+    if not _ids(project_ids):
+        return pd.DataFrame(columns=TOP_USER_COLUMNS)
+    if set(normalized) <= USER_DIMENSIONS:
+        clauses, params = _filter_sql(normalized)
+        params.update({"start": start.date(), "end": end.date(), "n": n})
+        df = _df(
+            f"""SELECT user_id, sum(requests) AS requests, sum(input_tokens) AS input_tokens,
+                sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens,
+                toFloat64(sum(cost_reasoning)) AS cost_reasoning, toFloat64(sum(cost_total)) AS cost_total
+            FROM usage_daily_users
+            WHERE {' AND '.join([f"project_id IN {PROJECT_PARAM}", "day >= {start:Date}", "day < {end:Date}",
+                                 "user_id != ''", *clauses])}
+            GROUP BY user_id ORDER BY cost_total DESC, user_id LIMIT {{n:UInt32}}""",
+            params, project_ids, "pages.top_users",
+        )
+        return df[TOP_USER_COLUMNS]
+    query = UsageQuery(project_ids, start, end, group_by=["user_id"], filters=normalized, limit=n + 1)
+    frame = usage_frame(query, tag="pages.top_users")
+    frame = frame[~frame["other"] & (frame["user_id"] != "")].head(n)
+    return frame[TOP_USER_COLUMNS].reset_index(drop=True)
 
 
 def reasoning_share(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
@@ -1157,10 +1183,11 @@ def reasoning_share(project_ids: Sequence[int], start: datetime, end: datetime, 
 # ---------------------------------------------------------------- page data: engineering
 #
 # Distributions, latencies, escalations and the quality frontier need single calls, not
-# sums, so they read ``spans``: over every trace when the range has at most
-# SAMPLE_CALLS calls, else over a uniform trace sample of about that many calls (the
-# DataFrame's ``attrs["sample_fraction"]`` says which share of traces was read; counts
-# named ``requests`` are scaled up to the whole range, ``sampled`` are as read).
+# sums. They are computed from one table of calls (:func:`call_sample`): every LLM call of
+# the range when it has at most SAMPLE_CALLS, else a uniform trace sample of about that
+# many. A page fetches it once and passes it as ``calls=`` to each function (each
+# fetches its own otherwise). DataFrames carry ``attrs["sample_fraction"]``; counts named
+# ``requests`` (and escalated, llm_calls, with_thinking) are scaled up to the whole range.
 
 def _where(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None,
            counted: bool = True, alias: str = "") -> tuple[str, dict[str, Any]]:
@@ -1179,10 +1206,74 @@ def _df(sql: str, params: dict[str, Any], project_ids: Sequence[int], tag: str,
     return clickhouse.query_df(sql, params, tag=tag, projects=_ids(project_ids), settings=settings)
 
 
-def _sampled(df: pd.DataFrame, sample: Sample, counts: Sequence[str] = ()) -> pd.DataFrame:
-    """Record the sample on the frame; scale ``sampled`` counts into estimated ``requests``-like columns."""
-    for column in counts:
-        df[column] = (df[f"sampled_{column}"] / sample.fraction).round().astype("int64") if len(df) else []
+CALL_COLUMNS = ["project_id", "trace_id", "task_type", "tier", "model", "thinking_budget", "reasoning_effort",
+                "reasoning_tokens", "duration_ms", "ttft_ms", "cost", "quality", "request_key", "pick"]
+
+
+_samples: dict[tuple[Any, ...], tuple[float, pd.DataFrame]] = {}
+SAMPLES_TTL_S = 10.0
+SAMPLES_KEPT = 8
+
+
+def call_sample(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None, *,
+                score_name: str = "quality", sample_calls: int = SAMPLE_CALLS, reuse: bool = True) -> pd.DataFrame:
+    """LLM calls (``counted = 1``) of the range — all of them, or a uniform sample of traces
+    with about ``sample_calls`` calls — one row each: project_id, trace_id, task_type, tier,
+    model, thinking_budget, reasoning_effort, reasoning_tokens, duration_ms, ttft_ms (0 when
+    not reported), cost (float USD), quality (the span's, else the trace's latest
+    ``score_name`` score; NaN without), request_key (a hash of the request id, or of the
+    trace id for calls without one) and pick (a hash of the call, for sub-sampling).
+    ``attrs["sample_fraction"]`` is the share of traces read.
+
+    The same arguments within :data:`SAMPLES_TTL_S` seconds get the same (shared, not to
+    be modified) DataFrame, so the engineering page's functions read ClickHouse once;
+    ``reuse=False`` always reads.
+    """
+    if not _ids(project_ids):
+        return _empty(CALL_COLUMNS)
+    normalized = normalize_filters(filters)
+    key = (tuple(_ids(project_ids)), as_utc(start), as_utc(end), score_name, sample_calls,
+           tuple(sorted((k, tuple(v)) for k, v in normalized.items())))
+    now = time_module.monotonic()
+    with _totals_lock:
+        hit = _samples.get(key)
+    if reuse and hit is not None and now - hit[0] < SAMPLES_TTL_S:
+        return hit[1]
+    df = _read_calls(project_ids, start, end, normalized, score_name, sample_calls)
+    with _totals_lock:
+        for stale in [k for k, (at, _) in _samples.items() if now - at >= SAMPLES_TTL_S]:
+            del _samples[stale]
+        while len(_samples) >= SAMPLES_KEPT:
+            del _samples[next(iter(_samples))]
+        _samples[key] = (now, df)
+    return df
+
+
+def forget_cached() -> None:
+    """Drop the remembered totals and call samples (benchmarks; tests that rewrite data)."""
+    with _totals_lock:
+        _totals.clear()
+        _samples.clear()
+
+
+def _read_calls(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters, score_name: str,
+                sample_calls: int) -> pd.DataFrame:
+    sample = trace_sample(project_ids, start, end, filters, sample_calls)
+    where, params = _where(project_ids, start, end, filters, alias="s.")
+    join, quality, quality_params = _quality_source(score_name, sample)
+    params.update(quality_params)
+    df = _df(
+        f"""SELECT s.project_id AS project_id, s.trace_id AS trace_id, s.task_type AS task_type, s.tier AS tier,
+            s.model AS model, s.thinking_budget AS thinking_budget, s.reasoning_effort AS reasoning_effort,
+            s.reasoning_tokens AS reasoning_tokens, s.duration_ns / 1e6 AS duration_ms,
+            toFloat64(s.ttft_ms) AS ttft_ms, toFloat64(s.cost_total) AS cost, {quality} AS quality,
+            cityHash64(if(s.request_id = '', s.trace_id, s.request_id)) AS request_key,
+            cityHash64(s.trace_id, toUnixTimestamp64Nano(s.start_time)) AS pick
+        FROM spans AS s {join}
+        WHERE {where}{sample.sql("s.")}""",
+        params, project_ids, "pages.call_sample",
+    )
+    df["quality"] = pd.to_numeric(df["quality"], errors="coerce").astype("float64")
     df.attrs["sample_fraction"] = sample.fraction
     return df
 
@@ -1193,9 +1284,24 @@ def _empty(columns: Sequence[str]) -> pd.DataFrame:
     return df
 
 
+def _calls(calls: pd.DataFrame | None, project_ids: Sequence[int], start: datetime, end: datetime,
+           filters: Filters | None, **kwargs: Any) -> pd.DataFrame:
+    return calls if calls is not None else call_sample(project_ids, start, end, filters, **kwargs)
+
+
+def _scale(counts: pd.Series, fraction: float) -> pd.Series:
+    """Counts in a sample → estimated counts in the whole range."""
+    return (counts / fraction).round().astype("int64")
+
+
+def _quantile(values: pd.Series, level: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default; ClickHouse's quantileExactInclusive)."""
+    return float(np.quantile(values.to_numpy(dtype="float64"), level)) if len(values) else math.nan
+
+
 def reasoning_distribution(project_ids: Sequence[int], start: datetime, end: datetime,
                            filters: Filters | None = None, classes: int = 12, bins_per_octave: int = 4,
-                           sample_calls: int = SAMPLE_CALLS) -> dict[str, pd.DataFrame]:
+                           calls: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """Reasoning tokens per task class (task type × tier), for the ``classes`` busiest classes
     that think at all.
 
@@ -1206,60 +1312,63 @@ def reasoning_distribution(project_ids: Sequence[int], start: datetime, end: dat
     """
     quantile_columns = ["task_type", "tier", "requests", "with_thinking", "p50", "p90", "p95", "p99"]
     histogram_columns = ["task_type", "tier", "bin_start", "bin_end", "requests"]
-    if not _ids(project_ids):
-        return {"quantiles": _empty(quantile_columns), "histogram": _empty(histogram_columns)}
-    sample = trace_sample(project_ids, start, end, filters, sample_calls)
-    where, params = _where(project_ids, start, end, filters)
-    params.update({**sample.params(), "classes": classes, "per_octave": bins_per_octave})
-    df = _df(
-        f"""SELECT task_type, tier, count() AS sampled_requests, countIf(reasoning_tokens > 0) AS sampled_with_thinking,
-            quantilesExactInclusive(0.5, 0.9, 0.95, 0.99)(reasoning_tokens) AS q,
-            q[1] AS p50, q[2] AS p90, q[3] AS p95, q[4] AS p99,
-            sumMapIf([toUInt16(floor(log2(greatest(reasoning_tokens, 1)) * {{per_octave:UInt8}}))], [toUInt64(1)],
-                reasoning_tokens > 0) AS hist, tupleElement(hist, 1) AS hist_bins, tupleElement(hist, 2) AS hist_counts
-        FROM spans WHERE {where}{sample.sql()} GROUP BY task_type, tier HAVING sampled_with_thinking > 0
-        ORDER BY sampled_requests DESC, task_type, tier LIMIT {{classes:UInt32}}""",
-        params, project_ids, "pages.reasoning_distribution",
-    )
-    if df.empty:
-        return {"quantiles": _empty(quantile_columns), "histogram": _empty(histogram_columns)}
-    quantiles = _sampled(df, sample, ["requests", "with_thinking"])[quantile_columns].reset_index(drop=True)
-    rows = []
-    for task_type, tier, bins, counts in zip(df["task_type"], df["tier"], df["hist_bins"], df["hist_counts"],
-                                             strict=True):
-        for b, n in zip(bins, counts, strict=True):
-            rows.append({"task_type": task_type, "tier": tier, "bin_start": 2 ** (int(b) / bins_per_octave),
-                         "bin_end": 2 ** ((int(b) + 1) / bins_per_octave),
-                         "requests": int(round(int(n) / sample.fraction))})
-    histogram = pd.DataFrame(rows, columns=histogram_columns)
-    histogram.attrs["sample_fraction"] = quantiles.attrs["sample_fraction"] = sample.fraction
+    df = _calls(calls, project_ids, start, end, filters)
+    fraction = df.attrs.get("sample_fraction", 1.0)
+    rows, bins = [], []
+    for (task_type, tier), group in df.groupby(["task_type", "tier"], sort=False):
+        reasoning = group["reasoning_tokens"].astype("float64")
+        thinking = reasoning[reasoning > 0]
+        if thinking.empty:
+            continue
+        rows.append({"task_type": task_type, "tier": int(tier), "sampled": len(group),
+                     "requests": len(group), "with_thinking": len(thinking),
+                     **{f"p{int(level * 100)}": _quantile(reasoning, level) for level in (0.5, 0.9, 0.95, 0.99)}})
+        edges = np.floor(np.log2(thinking.to_numpy()) * bins_per_octave).astype(int)
+        for b, n in zip(*np.unique(edges, return_counts=True), strict=True):
+            bins.append({"task_type": task_type, "tier": int(tier), "bin_start": 2 ** (int(b) / bins_per_octave),
+                         "bin_end": 2 ** ((int(b) + 1) / bins_per_octave), "requests": int(n)})
+    if not rows:
+        empty = {"quantiles": _empty(quantile_columns), "histogram": _empty(histogram_columns)}
+        for frame in empty.values():
+            frame.attrs["sample_fraction"] = fraction
+        return empty
+    quantiles = pd.DataFrame(rows).sort_values(["sampled", "task_type", "tier"], ascending=[False, True, True])
+    quantiles = quantiles.head(classes).reset_index(drop=True)
+    quantiles["requests"] = _scale(quantiles["requests"], fraction)
+    quantiles["with_thinking"] = _scale(quantiles["with_thinking"], fraction)
+    kept = set(zip(quantiles["task_type"], quantiles["tier"], strict=True))
+    histogram = pd.DataFrame([b for b in bins if (b["task_type"], b["tier"]) in kept], columns=histogram_columns)
+    histogram["requests"] = _scale(histogram["requests"], fraction) if len(histogram) else []
+    histogram = histogram.sort_values(["task_type", "tier", "bin_start"]).reset_index(drop=True)
+    quantiles = quantiles[quantile_columns]
+    quantiles.attrs["sample_fraction"] = histogram.attrs["sample_fraction"] = fraction
     return {"quantiles": quantiles, "histogram": histogram}
 
 
 def latency_by_tier(project_ids: Sequence[int], start: datetime, end: datetime,
-                    filters: Filters | None = None, sample_calls: int = SAMPLE_CALLS) -> pd.DataFrame:
+                    filters: Filters | None = None, calls: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per tier: requests, duration_p50/p95 and ttft_p50/p95 in ms (time to first token over
     the calls that reported one, ``ttft_requests``; NaN when none did)."""
     columns = ["tier", "requests", "duration_p50", "duration_p95", "ttft_requests", "ttft_p50", "ttft_p95"]
-    if not _ids(project_ids):
-        return _empty(columns)
-    sample = trace_sample(project_ids, start, end, filters, sample_calls)
-    where, params = _where(project_ids, start, end, filters)
-    params.update(sample.params())
-    df = _df(
-        f"""SELECT tier, count() AS sampled_requests,
-            quantilesExactInclusive(0.5, 0.95)(duration_ns / 1e6) AS d, d[1] AS duration_p50, d[2] AS duration_p95,
-            countIf(ttft_ms > 0) AS sampled_ttft_requests,
-            quantilesExactInclusiveIf(0.5, 0.95)(toFloat64(ttft_ms), ttft_ms > 0) AS t,
-            if(sampled_ttft_requests > 0, t[1], nan) AS ttft_p50, if(sampled_ttft_requests > 0, t[2], nan) AS ttft_p95
-        FROM spans WHERE {where}{sample.sql()} GROUP BY tier ORDER BY tier""",
-        params, project_ids, "pages.latency_by_tier",
-    )
-    return _sampled(df, sample, ["requests", "ttft_requests"])[columns]
+    df = _calls(calls, project_ids, start, end, filters)
+    fraction = df.attrs.get("sample_fraction", 1.0)
+    rows = []
+    for tier, group in df.groupby("tier", sort=True):
+        ttft = group["ttft_ms"][group["ttft_ms"] > 0]
+        rows.append({"tier": int(tier), "requests": len(group),
+                     "duration_p50": _quantile(group["duration_ms"], 0.5),
+                     "duration_p95": _quantile(group["duration_ms"], 0.95), "ttft_requests": len(ttft),
+                     "ttft_p50": _quantile(ttft, 0.5), "ttft_p95": _quantile(ttft, 0.95)})
+    out = pd.DataFrame(rows, columns=columns)
+    if len(out):
+        out["requests"] = _scale(out["requests"], fraction)
+        out["ttft_requests"] = _scale(out["ttft_requests"], fraction)
+    out.attrs["sample_fraction"] = fraction
+    return out
 
 
 def escalation_rate_by_task_type(project_ids: Sequence[int], start: datetime, end: datetime,
-                                 filters: Filters | None = None, sample_calls: int = SAMPLE_CALLS) -> pd.DataFrame:
+                                 filters: Filters | None = None, calls: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per task type: requests, escalated (requests with more than one LLM attempt), llm_calls
     and rate (escalated ÷ requests).
 
@@ -1267,82 +1376,66 @@ def escalation_rate_by_task_type(project_ids: Sequence[int], start: datetime, en
     column) or, for calls without one, the calls of one trace.
     """
     columns = ["task_type", "requests", "escalated", "llm_calls", "rate"]
-    if not _ids(project_ids):
-        return _empty(columns)
-    sample = trace_sample(project_ids, start, end, filters, sample_calls)
-    where, params = _where(project_ids, start, end, filters)
-    params.update(sample.params())
-    df = _df(
-        f"""SELECT task_type, count() AS sampled_requests, countIf(attempts > 1) AS sampled_escalated,
-            sum(attempts) AS sampled_llm_calls
-        FROM (
-            SELECT task_type, count() AS attempts
-            FROM spans WHERE {where}{sample.sql()}
-            GROUP BY project_id, task_type, cityHash64(if(request_id = '', trace_id, request_id))
-        )
-        GROUP BY task_type ORDER BY sampled_requests DESC, task_type""",
-        params, project_ids, "pages.escalation",
-    )
-    df = _sampled(df, sample, ["requests", "escalated", "llm_calls"])
-    df["rate"] = (df["sampled_escalated"] / df["sampled_requests"].where(df["sampled_requests"] > 0)).fillna(0.0)
-    return df[columns]
+    df = _calls(calls, project_ids, start, end, filters)
+    fraction = df.attrs.get("sample_fraction", 1.0)
+    if df.empty:
+        out = _empty(columns)
+        out.attrs["sample_fraction"] = fraction
+        return out
+    attempts = df.groupby(["project_id", "task_type", "request_key"], sort=False).size().rename("attempts")
+    per_task = attempts.reset_index().groupby("task_type", sort=False)["attempts"]
+    out = pd.DataFrame({"requests": per_task.size(), "escalated": per_task.apply(lambda a: int((a > 1).sum())),
+                        "llm_calls": per_task.sum()}).reset_index()
+    out["rate"] = (out["escalated"] / out["requests"]).astype(float)
+    for column in ("requests", "escalated", "llm_calls"):
+        out[column] = _scale(out[column], fraction)
+    out = out.sort_values(["requests", "task_type"], ascending=[False, True]).reset_index(drop=True)[columns]
+    out.attrs["sample_fraction"] = fraction
+    return out
 
 
 def quality_vs_reasoning(project_ids: Sequence[int], start: datetime, end: datetime,
                          filters: Filters | None = None, score_name: str = "quality", min_samples: int = 1,
-                         sample_calls: int = SAMPLE_CALLS) -> pd.DataFrame:
+                         calls: pd.DataFrame | None = None) -> pd.DataFrame:
     """The efficiency frontier: per task class and requested budget (thinking_budget and
     reasoning_effort), the calls with a quality (span column, else the trace's latest
-    ``score_name`` score): scored (calls read), mean_reasoning_tokens, mean_quality,
-    mean_cost (float USD). Columns: task_type, tier, thinking_budget, reasoning_effort,
-    scored, requests (scaled to the range), mean_reasoning_tokens, mean_quality, mean_cost."""
+    ``score_name`` score; with ``calls=`` given, the score it was fetched with). Columns:
+    task_type, tier, thinking_budget, reasoning_effort, scored (calls with a quality read),
+    requests (scored calls in the whole range), mean_reasoning_tokens, mean_quality,
+    mean_cost (float USD); groups with fewer than ``min_samples`` scored calls are left out."""
     columns = ["task_type", "tier", "thinking_budget", "reasoning_effort", "scored", "requests",
                "mean_reasoning_tokens", "mean_quality", "mean_cost"]
-    if not _ids(project_ids):
-        return _empty(columns)
-    sample = trace_sample(project_ids, start, end, filters, sample_calls)
-    where, params = _where(project_ids, start, end, filters, alias="s.")
-    join, quality, quality_params = _quality_source(score_name, sample)
-    params.update({**quality_params, "min_samples": min_samples})
-    df = _df(
-        f"""SELECT task_type, tier, thinking_budget, reasoning_effort, count() AS sampled_requests,
-            avg(reasoning_tokens) AS mean_reasoning_tokens, avg(q) AS mean_quality, avg(cost) AS mean_cost
-        FROM (
-            SELECT s.task_type AS task_type, s.tier AS tier, s.thinking_budget AS thinking_budget,
-                s.reasoning_effort AS reasoning_effort, s.reasoning_tokens AS reasoning_tokens,
-                toFloat64(s.cost_total) AS cost, {quality} AS q
-            FROM spans AS s {join} WHERE {where}{sample.sql("s.")}
-        )
-        WHERE q IS NOT NULL
-        GROUP BY task_type, tier, thinking_budget, reasoning_effort HAVING sampled_requests >= {{min_samples:UInt32}}
-        ORDER BY task_type, tier, thinking_budget, reasoning_effort""",
-        params, project_ids, "pages.quality_vs_reasoning",
-    )
-    df = _sampled(df, sample, ["requests"])
-    df["scored"] = df["sampled_requests"] if len(df) else []
-    return df[columns]
+    df = _calls(calls, project_ids, start, end, filters, score_name=score_name)
+    fraction = df.attrs.get("sample_fraction", 1.0)
+    scored = df[df["quality"].notna()]
+    if scored.empty:
+        out = _empty(columns)
+        out.attrs["sample_fraction"] = fraction
+        return out
+    keys = ["task_type", "tier", "thinking_budget", "reasoning_effort"]
+    grouped = scored.astype({"reasoning_tokens": "float64"}).groupby(keys, sort=True)
+    out = pd.DataFrame({"scored": grouped.size(), "mean_reasoning_tokens": grouped["reasoning_tokens"].mean(),
+                        "mean_quality": grouped["quality"].mean(), "mean_cost": grouped["cost"].mean()}).reset_index()
+    out = out[out["scored"] >= min_samples].reset_index(drop=True)
+    out["requests"] = _scale(out["scored"], fraction) if len(out) else []
+    out = out[columns]
+    out.attrs["sample_fraction"] = fraction
+    return out
 
 
 def budget_vs_used(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
-                   sample: int = 2000) -> pd.DataFrame:
+                   sample: int = 2000, calls: pd.DataFrame | None = None) -> pd.DataFrame:
     """Requested thinking budget against reasoning tokens used: up to ``sample`` calls with a
-    budget, picked by a hash of their span id within a trace sample. Columns: trace_id,
-    task_type, tier, model, thinking_budget, reasoning_tokens, ratio (used ÷ budget)."""
+    budget (those with the smallest ``pick`` hash). Columns: trace_id, task_type, tier,
+    model, thinking_budget, reasoning_tokens, ratio (used ÷ budget)."""
     columns = ["trace_id", "task_type", "tier", "model", "thinking_budget", "reasoning_tokens", "ratio"]
-    if not _ids(project_ids):
-        return _empty(columns)
-    traces = trace_sample(project_ids, start, end, filters, max(20 * sample, 20_000))
-    where, params = _where(project_ids, start, end, filters)
-    params.update({**traces.params(), "sample": sample})
-    df = _df(
-        f"""SELECT trace_id, task_type, tier, model, thinking_budget, reasoning_tokens
-        FROM spans WHERE {where}{traces.sql()} AND thinking_budget > 0
-        ORDER BY cityHash64(span_id) LIMIT {{sample:UInt32}}""",
-        params, project_ids, "pages.budget_vs_used",
-    )
-    df["ratio"] = (df["reasoning_tokens"].astype(float) / df["thinking_budget"].astype(float)) if len(df) else []
-    df.attrs["sample_fraction"] = traces.fraction
-    return df[columns]
+    df = _calls(calls, project_ids, start, end, filters)
+    fraction = df.attrs.get("sample_fraction", 1.0)
+    chosen = df[df["thinking_budget"] > 0].sort_values("pick").head(sample).copy()
+    chosen["ratio"] = chosen["reasoning_tokens"].astype(float) / chosen["thinking_budget"].astype(float)
+    out = chosen[columns].reset_index(drop=True)
+    out.attrs["sample_fraction"] = fraction
+    return out
 
 
 def runaway_traces(project_ids: Sequence[int], start: datetime, end: datetime, limit: int = 25,

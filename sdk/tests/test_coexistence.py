@@ -202,3 +202,42 @@ def test_openai_module_is_untouched_when_not_instrumented() -> None:
 
     assert not getattr(Completions.__dict__["create"], "__thinkmeter_wrapper__", False)
     assert openai.Stream.__dict__.get("close") is not None
+
+
+class BrokenStream:
+    """The shape of the clients' Stream: a private iterator and close(); this one fails midway."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+        def items() -> Iterator[Any]:
+            yield {"id": "chatcmpl-x", "model": "o3-mini", "choices": [{"index": 0, "delta": {"content": "Pa"}}]}
+            raise ConnectionResetError("connection lost mid-stream")
+
+        self._iterator = items()
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from self._iterator
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_stream_failing_midway_records_what_it_gave_and_the_error(spans: Spans) -> None:
+    from thinkmeter_sdk.genai import Call
+    from thinkmeter_sdk.instrumentation import Request, hook_sync_stream
+
+    call = Call(spans.provider.get_tracer("thinkmeter_sdk"), "chat o3-mini", {}, capture=False)
+    stream = BrokenStream()
+    hook_sync_stream(stream, call, ChatStream(call, Request("chat o3-mini", {}, {}, stream=True)))
+    seen = []
+    with pytest.raises(ConnectionResetError):
+        for chunk in stream:
+            seen.append(chunk)
+    assert len(seen) == 1  # the app got the chunk before the failure, then the failure itself
+    span = spans.one()
+    assert span.status.status_code.name == "ERROR" and span.attributes["error.type"] == "ConnectionResetError"
+    assert span.attributes["gen_ai.response.id"] == "chatcmpl-x"
+    assert span.attributes["gen_ai.response.time_to_first_chunk"] >= 0
+    stream.close()
+    assert stream.closed

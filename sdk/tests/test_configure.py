@@ -25,7 +25,7 @@ def test_adds_to_the_provider_passed_and_leaves_the_global_one_alone() -> None:
         emit(provider, "tagged")
     assert thinkmeter_sdk.force_flush()
     [span] = exported.get_finished_spans()
-    assert span.attributes["thinkmeter.task_type"] == "qa"
+    assert span.attributes is not None and span.attributes["thinkmeter.task_type"] == "qa"
     assert trace.get_tracer_provider() is global_before
 
 

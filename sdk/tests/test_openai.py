@@ -162,6 +162,15 @@ def test_stream_helper_goes_through_create(instrumented: Spans, fake: FakeProvid
     assert {k: attrs[k] for k in USAGE} == USAGE
 
 
+def test_responses_stream_helper_goes_through_create(instrumented: Spans, fake: FakeProvider) -> None:
+    with openai_client(fake).responses.stream(model="o3-mini", input="Capital of France?") as stream:
+        final = stream.get_final_response()
+    assert final.output_text == fp.OPENAI_ANSWER_TEXT
+    attrs = dict(instrumented.one().attributes)
+    assert attrs["gen_ai.response.id"] == final.id
+    assert {k: attrs[k] for k in USAGE} == USAGE
+
+
 def test_stream_closed_early_ends_the_span(instrumented: Spans, fake: FakeProvider) -> None:
     client = openai_client(fake)
     with client.chat.completions.create(model="o3-mini", messages=MESSAGES, stream=True) as stream:

@@ -168,3 +168,21 @@ def test_generator_functions_cannot_be_decorated() -> None:
 
     with pytest.raises(TypeError, match="generator"):
         context(task_type="x")(gen)
+
+
+def test_one_context_object_shared_by_concurrent_tasks(spans: Spans) -> None:
+    shared = context(task_type="shared", tier=1)
+
+    async def one(i: int) -> None:
+        with shared:
+            await asyncio.sleep(0.01 * (5 - i))  # the blocks close in another order than they opened
+            start(spans, f"task {i}")
+        start(spans, f"after {i}")
+
+    async def main() -> None:
+        await asyncio.gather(*(one(i) for i in range(5)))
+
+    asyncio.run(main())
+    seen = by_name(spans)
+    assert all(seen[f"task {i}"] == {"thinkmeter.task_type": "shared", "thinkmeter.tier": 1} for i in range(5))
+    assert all(seen[f"after {i}"] == {} for i in range(5))

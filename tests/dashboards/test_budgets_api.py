@@ -196,11 +196,16 @@ def test_engineering_page_functions(calls: Calls, project: Any) -> None:
     used = queries.budget_vs_used(ids, start, end)
     assert len(used) == 21 and (used["ratio"] == used["reasoning_tokens"] / used["thinking_budget"]).all()
 
-    sampled = queries.reasoning_distribution(ids, start, end, sample_calls=3)
-    fraction = sampled["quantiles"].attrs["sample_fraction"]
-    assert 0 < fraction < 1
+    calls = queries.call_sample(ids, start, end)
+    assert len(calls) == 30 and calls.attrs["sample_fraction"] == 1.0
+    shared = queries.reasoning_distribution(ids, start, end, calls=calls)
+    assert shared["quantiles"].equals(dist["quantiles"]) and shared["histogram"].equals(histogram)
+
+    sampled = queries.call_sample(ids, start, end, sample_calls=3)
     sample = queries.trace_sample(ids, start, end, target=3)
-    in_sample = queries.latency_by_tier(ids, start, end, sample_calls=3)
+    assert 0 < sampled.attrs["sample_fraction"] == sample.fraction < 1
+    assert (sampled["trace_id"] < sample.bound).all()
+    in_sample = queries.latency_by_tier(ids, start, end, calls=sampled)
     assert in_sample.attrs["sample_fraction"] == sample.fraction
     from thinkmeter import clickhouse
 

@@ -68,9 +68,12 @@ def get(obj: Any, name: str) -> Any:
     """A field of a response object (pydantic model or dict); None when absent."""
     if obj is None:
         return None
-    if isinstance(obj, Mapping):
+    if type(obj) is dict:
         return obj.get(name)
-    return getattr(obj, name, None)
+    value = getattr(obj, name, None)
+    if value is None and isinstance(obj, Mapping):
+        return obj.get(name)
+    return value
 
 
 def as_int(value: Any) -> int | None:

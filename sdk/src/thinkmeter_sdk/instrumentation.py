@@ -2,8 +2,9 @@
 
 Wrapped methods (sync and async classes; ``stream=True`` included):
 ``openai`` ``chat.completions.create`` and ``responses.create``; ``anthropic``
-``messages.create`` and ``beta.messages.create``. ``chat.completions.stream()`` goes through
-``create`` and is covered too.
+``messages.create`` and ``beta.messages.create``. OpenAI's ``.stream()`` helpers go through
+``create`` and are covered too; its ``.parse()`` helpers and Anthropic's ``messages.stream()``
+call the API directly and are not (the Anthropic SDK's own span reports the latter).
 
 Rules the wrappers keep:
 
@@ -178,14 +179,18 @@ def _complete(target: Target, call: Call, request: Request, result: Any) -> Any:
     return result
 
 
-def _finish(call: Call, observer: Observer, complete: bool) -> None:
+def _finish(call: Call, observer: Observer, complete: bool, error: BaseException | None = None) -> None:
+    """Record what the stream gave (all of it, or up to where it stopped) and end the span."""
     if call.ended:
         return
     try:
         observer.finish(complete)
     except Exception:
         log_once("stream.finish", "thinkmeter_sdk could not record a stream's usage")
-    call.end()
+    if error is not None:
+        call.fail(error)
+    else:
+        call.end()
 
 
 def _observe(call: Call, observer: Observer, item: Any) -> bool:
@@ -212,8 +217,7 @@ def hook_sync_stream(stream: Any, call: Call, observer: Observer) -> None:
                 close()
             raise
         except BaseException as exc:
-            _finish(call, observer, complete=False)
-            call.fail(exc)
+            _finish(call, observer, complete=False, error=exc)
             raise
         _finish(call, observer, complete=True)
 
@@ -233,8 +237,7 @@ def hook_async_stream(stream: Any, call: Call, observer: Observer) -> None:
             _finish(call, observer, complete=False)
             raise
         except BaseException as exc:
-            _finish(call, observer, complete=False)
-            call.fail(exc)
+            _finish(call, observer, complete=False, error=exc)
             raise
         _finish(call, observer, complete=True)
 

@@ -75,6 +75,10 @@ def _check(task_type: str | None, tier: int | str | None, user_id: str | None,
     return values
 
 
+_open_blocks: contextvars.ContextVar[tuple[tuple[int, object, trace.Span | None], ...]] = contextvars.ContextVar(
+    "thinkmeter_open_blocks", default=())
+
+
 def current_attributes(ctx: otel_context.Context | None = None) -> Mapping[str, str | int]:
     """The attributes that a span started now (or in ``ctx``) would be stamped with."""
     value = otel_context.get_value(CONTEXT_KEY, ctx)
@@ -95,7 +99,6 @@ class context:  # noqa: N801 - used like a function: ``with thinkmeter_sdk.conte
         if span_name is not None and not (isinstance(span_name, str) and span_name.strip()):
             raise ValueError("span_name must be a non-blank string")
         self.span_name = span_name
-        self._tokens: list[tuple[object, trace.Span | None]] = []
 
     # -- context manager -------------------------------------------------------------
     def _enter(self) -> tuple[object, trace.Span | None]:
@@ -121,12 +124,18 @@ class context:  # noqa: N801 - used like a function: ``with thinkmeter_sdk.conte
             span.end()
 
     def __enter__(self) -> context:
-        self._tokens.append(self._enter())
+        # The open blocks live in the context itself, so one context object may be used by
+        # concurrent threads and asyncio tasks at once.
+        token, span = self._enter()
+        _open_blocks.set((*_open_blocks.get(), (id(self), token, span)))
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        token, span = self._tokens.pop()
+        blocks = _open_blocks.get()
+        index = max(i for i, block in enumerate(blocks) if block[0] == id(self))
+        _, token, span = blocks[index]
+        _open_blocks.set(blocks[:index] + blocks[index + 1:])
         self._exit(token, span, exc)
 
     @property
