@@ -134,3 +134,4 @@ def invalidate() -> None:
     """Make every process reload the catalog (called when prices change)."""
     cache.set(VERSION_KEY, time.time(), None)
     catalog._checked_at = 0.0
+    catalog._loaded_at = 0.0  # this process reloads on next use, whatever the shared cache says

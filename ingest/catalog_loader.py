@@ -64,4 +64,7 @@ def load(data: dict[str, Any], model_price: Any = None, price_rate: Any = None) 
                 },
             )
             rates_written += 1
+    from ingest.catalog import invalidate
+
+    invalidate()  # price ids may have changed: no process may keep pricing with the old snapshot
     return models_written, rates_written

@@ -65,6 +65,8 @@ echo "== ruff" >&2
 "$VENV_BIN/ruff" check . || status=1
 echo "== mypy" >&2
 "$VENV_BIN/mypy" . || status=1
+echo "== sdk: ruff, mypy" >&2
+(cd sdk && "../$VENV_BIN/ruff" check . && "../$VENV_BIN/mypy") || status=1
 echo "== pytest" >&2
 "$VENV_BIN/python" -m pytest "$@" || status=1
 exit "$status"
