@@ -123,6 +123,10 @@ DATABASES = {
         env("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'thinkmeter.sqlite3'}", conn_max_age=60
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Embedded mode: take the write lock when a transaction starts and wait for it, so
+    # concurrent read-then-write transactions queue instead of failing "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -19,8 +19,7 @@ from tests.alerts.helpers import make_rule, wait_background
 from tests.alerts.receiver import Answer, Receiver
 
 # Tests whose deliveries or grouped messages run on the in-process task worker need committed data
-# (transactional, with serialized_rollback so the flush does not leave later tests without content
-# types); the others drive everything on the test's thread and roll back.
+# (transactional); the others drive everything on the test's thread and roll back.
 background = pytest.mark.django_db(transaction=True)
 inline = pytest.mark.django_db
 

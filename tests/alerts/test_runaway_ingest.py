@@ -1,9 +1,7 @@
 """Runaway detection at ingest: spans through the real /v1/traces, real chdb rollups, the writer hook.
 
 Transactional tests: the hook's refresher thread and the in-process task worker use
-their own database connections and must see what the test committed. With
-``serialized_rollback``, so that what the flush at the end removes (content types, the
-price catalog) is restored for the tests that follow.
+their own database connections and must see what the test committed.
 """
 
 from __future__ import annotations
