@@ -54,6 +54,11 @@ def _back(request: HttpRequest, default: str = "/alerts/") -> HttpResponseRedire
     return HttpResponseRedirect(target)
 
 
+def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:
+    """The 403 page every alerts view shows when the role is not enough."""
+    return render(request, "alerts/forbidden.html", {"reason": reason}, status=403)
+
+
 @login_required
 def rules_page(request: HttpRequest) -> HttpResponse:
     projects, roles, context = _context(request, "alerts")
@@ -62,8 +67,7 @@ def rules_page(request: HttpRequest) -> HttpResponse:
     channel_form = ChannelForm(projects=managed, prefix="channel")
     if request.method == "POST":
         if not managed:
-            return render(request, "alerts/forbidden.html", {"reason": "Managing alerts needs the admin role."},
-                          status=403)
+            return _forbidden(request, "Managing alerts needs the admin role.")
         if request.POST.get("form") == "rule":
             rule_form = RuleForm(request.POST, projects=managed, prefix="rule")
             if rule_form.is_valid():
@@ -118,8 +122,7 @@ def _managed_object(request: HttpRequest, model: Any, pk: int) -> Any:
 def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
     rule = _managed_object(request, AlertRule, pk)
     if rule is None:
-        return render(request, "alerts/forbidden.html", {"reason": "Changing a rule needs the admin role."},
-                      status=403)
+        return _forbidden(request, "Changing a rule needs the admin role.")
     form = RuleForm(request.POST or None, projects=[rule.project], rule=rule)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -139,8 +142,7 @@ def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
     rule = _managed_object(request, AlertRule, pk)
     if rule is None:
-        return render(request, "alerts/forbidden.html", {"reason": "Deleting a rule needs the admin role."},
-                      status=403)
+        return _forbidden(request, "Deleting a rule needs the admin role.")
     rule.delete()
     messages.success(request, f"Rule “{rule.name}” deleted; its alert history stays.")
     return _back(request)
@@ -151,8 +153,7 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def channel_test(request: HttpRequest, pk: int) -> HttpResponse:
     channel = _managed_object(request, Channel, pk)
     if channel is None:
-        return render(request, "alerts/forbidden.html", {"reason": "Testing a channel needs the admin role."},
-                      status=403)
+        return _forbidden(request, "Testing a channel needs the admin role.")
     result = services.send_test(channel)
     if result.ok:
         messages.success(request, f"Test message sent to “{channel.name}” (HTTP {result.status_code}).")
@@ -166,8 +167,7 @@ def channel_test(request: HttpRequest, pk: int) -> HttpResponse:
 def channel_delete(request: HttpRequest, pk: int) -> HttpResponse:
     channel = _managed_object(request, Channel, pk)
     if channel is None:
-        return render(request, "alerts/forbidden.html", {"reason": "Deleting a channel needs the admin role."},
-                      status=403)
+        return _forbidden(request, "Deleting a channel needs the admin role.")
     channel.delete()
     messages.success(request, f"Channel “{channel.name}” deleted.")
     return _back(request)
