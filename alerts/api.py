@@ -32,6 +32,7 @@ from rest_framework.serializers import BaseSerializer
 
 from alerts import services
 from alerts.models import AlertEvent, AlertRule, Channel
+from alerts.params import QUOTA_SUBJECTS
 from alerts.serializers import (
     AlertEventSerializer,
     AlertRuleSerializer,
@@ -115,7 +116,8 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
             "Body: `{\"kind\": \"runaway\"|\"quota\"|\"budget\"|\"spike\", \"name\", \"params\", \"filters\", "
             "\"channels\": [ids]}`. Params per kind (defaults in brackets): **runaway** multiplier [2], window "
             "[\"7d\"], min_samples [50], metric [\"reasoning_tokens\"|\"cost\"], scope [\"span\"|\"trace\"], "
-            "absolute_cap [none]; **quota** metric, per [\"user\"|\"session\"], limit (required, per day), "
+            "absolute_cap [none]; **quota** metric, per [" + "|".join(f'\"{s}\"' for s in QUOTA_SUBJECTS)
+            + "] (per API key: the key that sent the spans), limit (required, per subject and day), "
             "warn_at [0.8], fire_at [1.0]; **budget** cap_usd [the project's monthly budget], forecast [true], "
             "warn_at [none]; **spike** metric [\"cost\"], z [4], min_value [$1 or 10,000 tokens], "
             "baseline_days [14], min_baseline [3]. Filters: task_type, tier, model, service, environment, user."

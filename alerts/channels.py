@@ -2,7 +2,8 @@
 
 - :func:`slack_payload` renders a message (:mod:`alerts.messages`) as a Slack incoming
   webhook body: ``text`` (the fallback shown in notifications) and Block Kit ``blocks``
-  with the numbers and a button back to the trace.
+  with the numbers and a button back to the trace (for a quota, to the traces of the
+  subject's day).
 - :func:`webhook_payload` is the generic JSON body. :func:`signature_headers` signs it:
   ``X-Thinkmeter-Timestamp`` (Unix seconds) and ``X-Thinkmeter-Signature:
   sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with the channel's signing secret>``;
@@ -65,8 +66,12 @@ def _event_lines(event: Mapping[str, Any]) -> list[str]:
     lines = []
     if "value" in evidence and metric:
         lines.append(f"*Value:* {fmt_metric(metric, float(evidence['value']))}")
-    if evidence.get("threshold") is not None and metric:
-        lines.append(f"*Threshold:* {fmt_metric(metric, float(evidence['threshold']))}")
+    threshold = evidence.get("threshold", event.get("threshold"))
+    if threshold is not None and metric:
+        lines.append(f"*Threshold:* {fmt_metric(metric, float(threshold))}")
+    if evidence.get("limit") is not None and metric:
+        lines.append(f"*Limit:* {fmt_metric(metric, float(evidence['limit']))}"
+                     + (f" per day ({evidence['day']})" if evidence.get("day") else ""))
     if evidence.get("p95") is not None:
         samples = evidence.get("samples")
         lines.append(f"*p95:* {fmt_number(float(evidence['p95']))}"
@@ -101,10 +106,13 @@ def slack_payload(message: Mapping[str, Any]) -> dict[str, Any]:
         body = "\n".join(items)
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _plain(f"{emoji} {body}".strip(), 3000)}})
     buttons = []
-    trace_url = (events[0].get("evidence") or {}).get("trace_url") if len(events) == 1 else None
-    if trace_url:
+    evidence = (events[0].get("evidence") or {}) if len(events) == 1 else {}
+    if evidence.get("trace_url"):
         buttons.append({"type": "button", "text": {"type": "plain_text", "text": "Open trace"},
-                        "url": trace_url, "action_id": "open_trace"})
+                        "url": evidence["trace_url"], "action_id": "open_trace"})
+    elif evidence.get("url"):  # a quota's subject: the traces of that day
+        buttons.append({"type": "button", "text": {"type": "plain_text", "text": "Open traces"},
+                        "url": evidence["url"], "action_id": "open_traces"})
     buttons.append({"type": "button", "text": {"type": "plain_text", "text": "Alert history"},
                     "url": message["history_url"], "action_id": "alert_history"})
     blocks.append({"type": "actions", "elements": buttons})

@@ -10,12 +10,12 @@ from django.conf import settings
 
 from alerts import channels
 from alerts.models import AlertRule, Channel
-from alerts.params import DEFAULTS, ParamError, parse_filters, parse_params
+from alerts.params import DEFAULTS, QUOTA_SUBJECTS, ParamError, parse_filters, parse_params
 from thinkmeter.models import Project
 
 PARAM_HINTS = {kind: json.dumps({k: v for k, v in values.items() if v is not None}) for kind, values in DEFAULTS.items()}
 PARAM_HINTS["quota"] = json.dumps({"metric": "reasoning_tokens", "per": "user", "limit": 200000, "warn_at": 0.8,
-                                   "fire_at": 1.0})
+                                   "fire_at": 1.0}) + f" — per: {' | '.join(QUOTA_SUBJECTS)} (api_key: the sending key)"
 
 
 def _json(text: str, field: str) -> Any:

@@ -66,7 +66,7 @@ class Channel(models.Model):
 class AlertRule(models.Model):
     class Kind(models.TextChoices):
         RUNAWAY = "runaway", "Runaway call or trace (k × p95 of its task class)"
-        QUOTA = "quota", "Quota per user or session and day"
+        QUOTA = "quota", "Quota per user, session or API key and day"
         BUDGET = "budget", "Monthly budget"
         SPIKE = "spike", "Hourly spike"
 

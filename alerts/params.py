@@ -121,9 +121,6 @@ def parse_params(kind: str, raw: Mapping[str, Any] | None) -> dict[str, Any]:
     elif kind == "quota":
         _choice(params["metric"], "metric", METRICS, errors)
         _choice(params["per"], "per", QUOTA_SUBJECTS, errors)
-        if params["per"] == "api_key":
-            errors["per"] = ("per-API-key quotas need the ingest key on each span, which spans do not record "
-                             "yet; use user or session")
         if params["limit"] is None:
             errors["limit"] = "required: the quota per subject and day (tokens, or USD for metric cost)"
         else:

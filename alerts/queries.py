@@ -10,7 +10,9 @@ user, task type, tier and model; other combinations read ``spans``.
   are caught), and the whole traces they belong to.
 - :func:`mark_runaway`: sets ``runaway = 1`` on spans the sweep found (a mutation; rare).
 - :func:`quota_usage`, :func:`daily_spend`, :func:`hourly_series`: inputs of the quota,
-  budget and spike rules.
+  budget and spike rules (per-user quotas read ``usage_daily_users`` when their filters
+  allow; per-session and per-API-key quotas read ``spans``, whose ``api_key_id`` records
+  the key that sent each span).
 """
 
 from __future__ import annotations
@@ -143,11 +145,16 @@ def mark_runaway(project_id: int, horizon: datetime, trace_ids: Iterable[str],
 # ---------------------------------------------------------------- quota, budget, spike inputs
 
 METRIC_SQL = {"reasoning_tokens": "toFloat64(sum(reasoning_tokens))", "cost": "toFloat64(sum(cost_total))"}
+# quota subject ("per") → (spans column, the value of calls that belong to no such subject)
+QUOTA_SUBJECTS = {"user": ("user_id", "''"), "session": ("session_id", "''"), "api_key": ("api_key_id", "0")}
 
 
 def quota_usage(project_id: int, day: date, metric: str, per: str, filters: Mapping[str, list[Any]],
                 floor: float) -> dict[str, float]:
-    """{subject: amount used on ``day`` (UTC)} for subjects at or above ``floor``."""
+    """{subject: amount used on ``day`` (UTC)} for subjects at or above ``floor``.
+
+    Subjects are user ids, session ids or API key ids (as strings); calls without one are left out.
+    """
     value = METRIC_SQL[metric]
     if per == "user" and set(filters) <= DAILY_USER_FILTERS:
         where, params = filter_sql(filters)
@@ -156,11 +163,11 @@ def quota_usage(project_id: int, day: date, metric: str, per: str, filters: Mapp
             GROUP BY subject HAVING used >= {{floor:Float64}} ORDER BY used DESC LIMIT 10000"""
         params.update({"day": day, "floor": float(floor)})
     else:
-        column = {"user": "user_id", "session": "session_id"}[per]
+        column, nobody = QUOTA_SUBJECTS[per]
         where, params = filter_sql(filters)
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        sql = f"""SELECT {column} AS subject, {value} AS used FROM spans
-            WHERE project_id IN {PROJECT_PARAM} AND counted = 1
+        sql = f"""SELECT toString({column}) AS subject, {value} AS used FROM spans
+            WHERE project_id IN {PROJECT_PARAM} AND counted = 1 AND {column} != {nobody}
                 AND start_time >= {{start:{TS}}} AND start_time < {{end:{TS}}}{where}
             GROUP BY subject HAVING used >= {{floor:Float64}} ORDER BY used DESC LIMIT 10000"""
         params.update({"start": start, "end": start + timedelta(days=1), "floor": float(floor)})

@@ -68,6 +68,13 @@ class AlertRuleSerializer(serializers.ModelSerializer):
                   "group_seconds", "created_at", "updated_at", "last_evaluated_at", "last_error"]
         read_only_fields = ["id", "created_at", "updated_at", "last_evaluated_at", "last_error"]
 
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        project = self.context.get("project")
+        if project is not None:  # another project's channel answers like one that does not exist
+            fields["channels"].child_relation.queryset = Channel.objects.filter(project=project)  # type: ignore[attr-defined]
+        return fields
+
     def validate_kind(self, value: str) -> str:
         if self.instance is not None and value != self.instance.kind:
             raise serializers.ValidationError("a rule's kind cannot change; create another rule")

@@ -30,14 +30,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from alerts import budget, channels, messages, queries, quota, runaway, spike, stats
+from alerts import budget, channels, messages, queries, quota, runaway, spike, stats, subjects
 from alerts.findings import SEVERITY_RANK, Finding
 from alerts.models import AlertEvent, AlertRule, Channel, Delivery, DeliveryAttempt, Notification, SweepState
 from alerts.params import parse_filters, parse_params
@@ -522,9 +521,7 @@ def _quota_findings(project: Project, params: dict[str, Any], filters: dict[str,
     day = now.date()
     floor = float(params["warn_at"]) * float(params["limit"])
     usage = queries.quota_usage(project.pk, day, params["metric"], params["per"], filters, floor)
-    column = "user" if params["per"] == "user" else "session_id"
-    links = {s: f"{base_url()}/traces/?project={quote(project.slug)}&{column}={quote(s)}" for s in usage}
-    return quota.evaluate(usage, params, day, links)
+    return quota.evaluate(usage, params, day, subjects.describe(project, params["per"], usage, day, base_url()))
 
 
 def _budget_findings(project: Project, params: dict[str, Any], filters: dict[str, list[Any]],

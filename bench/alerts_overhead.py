@@ -139,7 +139,7 @@ def run(rows: int, repeat: int) -> dict[str, Any]:
     project = Project.objects.create(organization=org, slug="bench", name="Bench")
     quiet = Project.objects.create(organization=org, slug="quiet", name="Quiet")
     batch = make_batch(rows)
-    prepare_ms, table = timed(lambda: services.prepare(project, batch), repeat)
+    prepare_ms, table = timed(lambda: services.prepare(project, batch, 0), repeat)
     # what the writer hands the hook: counted decided (here: every call with usage counts)
     counted = pc.cast(table.column("has_usage"), pa.uint8())
     table = table.set_column(COLUMNS.index("counted"), "counted", counted)
@@ -182,7 +182,7 @@ def run(rows: int, repeat: int) -> dict[str, Any]:
     runtime.dispatch = lambda project_id, items: outbox.append(items)  # type: ignore[method-assign]
 
     def ingest_once() -> int:
-        return writer.write(project.pk, services.prepare(project, make_batch(rows, seed=random.randrange(10**9))))
+        return writer.write(project.pk, services.prepare(project, make_batch(rows, seed=random.randrange(10**9)), 0))
 
     without = ([h for h in installed[0] if h is not hook.before_insert],
                [h for h in installed[1] if h is not hook.after_insert])

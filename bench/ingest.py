@@ -1,12 +1,19 @@
 """Ingest benchmark: OTLP/HTTP protobuf requests of 512 spans into `manage.py serve` (embedded mode).
 
-Starts a fresh server (own chdb store and SQLite database under a temp dir), sends
-``--spans`` spans from ``--clients`` concurrent keep-alive clients, and prints one JSON
-object: sustained spans/s, request latency p50/p99, the server's resident memory
-(start, peak, end), the share of server time in decode / normalize / price / dedup /
-insert (from /metrics), and the stored row count checked after the server stops.
+Starts a fresh server (own chdb store and SQLite database under a temp dir), encodes
+every request body up front (gzip-compressed protobuf, each with its own trace and
+response ids so nothing dedups), then sends ``--spans`` spans from ``--clients``
+concurrent keep-alive clients. A request is answered 200 only once its spans are
+stored, so the clock stops when the last span is stored; the bench then checks that
+they are queryable (``count()`` through the running server's store).
 
-    .venv/bin/python bench/ingest.py --spans 1000000 --clients 4
+Prints one JSON object: sustained spans/s (overall and the slowest 10 s window),
+request latency p50/p99, the serving process's resident memory (start, peak, end), CPU
+seconds per span of the server (serving process and its ingest workers) and of the
+bench client, the share of server time in decode / normalize / price / dedup / insert
+(from /metrics), the load average, and the stored row count.
+
+    .venv/bin/python bench/ingest.py --spans 1000000 --clients 8
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import json
 import os
 import random
 import re
+import resource
 import socket
 import subprocess
 import sys
@@ -36,6 +44,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span  # noqa: E402
 MODELS = [("openai", "o3-mini-2025-01-31"), ("openai", "gpt-4.1-mini"), ("anthropic", "claude-sonnet-4-5"),
           ("google", "gemini-2.5-pro"), ("openai", "o3")]
 TASKS = ["classification", "extraction", "summarization", "customer_support", "code_generation", "math_reasoning"]
+MARKER = b"\xfe\xed\xfa\xce"
+WINDOW_S = 10.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def kv(key: str, value: object) -> KeyValue:
@@ -44,11 +55,12 @@ def kv(key: str, value: object) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(string_value=str(value)))
 
 
-MARKER = b"\xfe\xed\xfa\xce"
-
-
 def make_payload(rng: random.Random, spans: int) -> bytes:
-    """One request: traces of 1 root + 3 LLM spans, realistic GenAI attributes."""
+    """One request: traces of 1 root + 3 LLM spans, realistic GenAI attributes.
+
+    Trace ids start with MARKER and response ids with its hex, so :func:`distinct`
+    can give each copy new ids with two byte replacements.
+    """
     request = ExportTraceServiceRequest()
     rs = request.resource_spans.add()
     rs.resource.attributes.extend([kv("service.name", "bench-app"), kv("deployment.environment", "production"),
@@ -89,10 +101,17 @@ def make_payload(rng: random.Random, spans: int) -> bytes:
     return request.SerializeToString()
 
 
+def distinct(template: bytes, number: int) -> bytes:
+    """Copy ``number`` of a payload: new trace and response ids (a distinct call), gzip-compressed."""
+    salt = number.to_bytes(4, "big")
+    body = template.replace(MARKER, salt).replace(MARKER.hex().encode(), salt.hex().encode())
+    return gzip.compress(body, compresslevel=1)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def rss_kib(pid: int) -> int:
@@ -102,22 +121,67 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def stage_seconds(port: int) -> dict[str, float]:
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the serving process and its ingest workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (all its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def metric_values(port: int) -> dict[str, float]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
-    stages = {}
+    values: dict[str, float] = {}
     for match in re.finditer(r'^thinkmeter_ingest_stage_seconds_total\{stage="(\w+)"\} ([0-9.e+-]+)$', text, re.M):
-        stages[match.group(1)] = float(match.group(2))
-    return stages
+        values[f"stage.{match.group(1)}"] = float(match.group(2))
+    for name in ("thinkmeter_spans_stored_total", "thinkmeter_insert_seconds_count", "thinkmeter_insert_seconds_sum"):
+        found = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.M)
+        if found:
+            values[name] = float(found.group(1))
+    return values
+
+
+def wait_for_port(port: int, server: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if server.poll() is not None:
+            raise SystemExit(f"server exited with {server.returncode}: {server.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("server did not start listening within 60 s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=512)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--distinct-payloads", type=int, default=64)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--distinct-payloads", type=int, default=32, help="templates the request bodies are made from")
+    parser.add_argument("--ingest-processes", type=int, default=None, help="passed to manage.py serve")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary store (for inspection)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="thinkmeter-bench-"))
@@ -128,21 +192,25 @@ def main() -> None:
     subprocess.run([py, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     key = subprocess.run([py, "manage.py", "create_project", "bench"], cwd=ROOT, env=env, check=True,
                          capture_output=True, text=True).stdout.strip().splitlines()[-1]
+
+    requests_total = (args.spans + args.batch - 1) // args.batch
+    print(f"encoding {requests_total:,} request bodies", file=sys.stderr)
+    rng = random.Random(7)
+    templates = [make_payload(rng, args.batch) for _ in range(args.distinct_payloads)]
+    bodies = [distinct(templates[i % len(templates)], i) for i in range(requests_total)]
+    del templates
+
     port = free_port()
-    server = subprocess.Popen([py, "manage.py", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [py, "manage.py", "serve", "--port", str(port)]
+    if args.ingest_processes is not None:
+        command += ["--ingest-processes", str(args.ingest_processes)]
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        print(f"server pid {server.pid} on :{port}; building payloads", file=sys.stderr)
-        # Payloads differ in ids on every send: mutate trace ids per request so nothing dedups.
-        rng = random.Random(7)
-        templates = [make_payload(rng, args.batch) for _ in range(args.distinct_payloads)]
-        requests_total = (args.spans + args.batch - 1) // args.batch
+        wait_for_port(port, server)
+        print(f"server pid {server.pid} on :{port}", file=sys.stderr)
+        tree = process_tree(server.pid)
+        cpu_before = {pid: cpu_seconds(pid) for pid in tree}
+        client_before = resource.getrusage(resource.RUSAGE_SELF)
         rss_start = rss_kib(server.pid)
         peak = [rss_start]
         latencies: list[float] = []
@@ -150,20 +218,20 @@ def main() -> None:
         counter = iter(range(requests_total))
         lock = threading.Lock()
         sent = [0]
+        samples: list[tuple[float, int]] = []
+        loads: list[float] = []
 
         def client() -> None:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-            local_rng = random.Random(threading.get_ident())
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=180)
+            headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip",
+                       "Authorization": f"Bearer {key}"}
             while True:
                 with lock:
                     i = next(counter, None)
                 if i is None:
                     return
-                body = fresh_ids(templates[i % len(templates)], local_rng)
                 t0 = time.perf_counter()
-                conn.request("POST", "/v1/traces", body=body, headers={
-                    "Content-Type": "application/x-protobuf", "Content-Encoding": "gzip",
-                    "Authorization": f"Bearer {key}"})
+                conn.request("POST", "/v1/traces", body=bodies[i], headers=headers)
                 response = conn.getresponse()
                 response.read()
                 latencies.append(time.perf_counter() - t0)
@@ -175,10 +243,13 @@ def main() -> None:
         def watch() -> None:
             while any(t.is_alive() for t in threads):
                 peak[0] = max(peak[0], rss_kib(server.pid))
+                now = time.perf_counter()
                 done = sent[0] * args.batch
-                print(f"\r{done:,}/{args.spans:,} spans  {done / max(time.perf_counter() - started, 1e-9):,.0f}/s",
-                      end="", file=sys.stderr)
-                time.sleep(1)
+                samples.append((now, done))
+                loads.append(os.getloadavg()[0])
+                print(f"\r{done:,}/{args.spans:,} spans  {done / max(now - started, 1e-9):,.0f}/s  "
+                      f"rss {peak[0] // 1024} MiB", end="", file=sys.stderr)
+                time.sleep(0.5)
 
         started = time.perf_counter()
         threads = [threading.Thread(target=client) for _ in range(args.clients)]
@@ -191,40 +262,66 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         watcher.join()
         print(file=sys.stderr)
-        stages = stage_seconds(port)
+        client_after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_after = {pid: cpu_seconds(pid) for pid in process_tree(server.pid)}
+        metrics = metric_values(port)
         rss_end = rss_kib(server.pid)
     finally:
         server.terminate()
-        server.wait(timeout=60)
-    env_check = {**env}
+        server.wait(timeout=120)
     stored = subprocess.run(
         [py, "-c", "import django,os;os.environ.setdefault('DJANGO_SETTINGS_MODULE','thinkmeter.settings');"
-         "django.setup();from thinkmeter import clickhouse as c;"
-         "print(c.execute('SELECT count() AS n FROM spans', tag='bench.count', system=True)[0]['n'])"],
-        cwd=ROOT, env=env_check, capture_output=True, text=True, check=True).stdout.strip()
-    latencies.sort()
-    total_stage = sum(stages.values()) or 1.0
+         "django.setup();import json;from thinkmeter import clickhouse as c;"
+         "print(json.dumps(c.execute('SELECT count() AS n, sum(counted) AS c FROM spans', tag='bench.count',"
+         " system=True)[0]))"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    if not args.keep:
+        subprocess.run(["rm", "-rf", str(workdir)], check=False)
+    counts = json.loads(stored.splitlines()[-1])
     spans_sent = requests_total * args.batch
+    server_cpu = sum(cpu_after.get(pid, 0.0) - cpu_before.get(pid, 0.0) for pid in cpu_after)
+    serving_cpu = cpu_after.get(server.pid, 0.0) - cpu_before.get(server.pid, 0.0)
+    client_cpu = (client_after.ru_utime + client_after.ru_stime) - (client_before.ru_utime + client_before.ru_stime)
+    stages = {k.split(".", 1)[1]: v for k, v in metrics.items() if k.startswith("stage.")}
+    total_stage = sum(stages.values()) or 1.0
+    latencies.sort()
     print(json.dumps({
         "bench": "ingest_otlp_http_protobuf",
-        "spans_sent": spans_sent, "spans_stored": int(stored), "requests": requests_total,
-        "batch": args.batch, "clients": args.clients, "errors": len(errors),
+        "command": " ".join(["bench/ingest.py", *sys.argv[1:]]),
+        "spans_sent": spans_sent, "spans_stored": int(counts["n"]), "spans_counted": int(counts["c"]),
+        "requests": requests_total, "batch": args.batch, "clients": args.clients, "errors": len(errors),
         "seconds": round(elapsed, 2), "spans_per_s": round(spans_sent / elapsed),
+        "slowest_10s_window_spans_per_s": slowest_window(samples, args.batch),
         "latency_ms_p50": round(latencies[len(latencies) // 2] * 1000, 1),
-        "latency_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
+        "latency_ms_p99": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, 1),
         "server_rss_mib": {"start": rss_start // 1024, "peak": peak[0] // 1024, "end": rss_end // 1024},
+        "cpu_us_per_span": {"server_total": round(server_cpu / spans_sent * 1e6, 1),
+                            "serving_process": round(serving_cpu / spans_sent * 1e6, 1),
+                            "ingest_workers": round((server_cpu - serving_cpu) / spans_sent * 1e6, 1),
+                            "bench_client": round(client_cpu / spans_sent * 1e6, 1)},
+        "inserts": int(metrics.get("thinkmeter_insert_seconds_count", 0)),
+        "insert_seconds_mean": round(metrics.get("thinkmeter_insert_seconds_sum", 0.0)
+                                     / max(metrics.get("thinkmeter_insert_seconds_count", 0.0), 1.0), 3),
         "stage_share": {k: round(v / total_stage, 3) for k, v in sorted(stages.items())},
         "stage_seconds": {k: round(v, 2) for k, v in sorted(stages.items())},
+        "load_average": {"during_mean": round(sum(loads) / max(len(loads), 1), 2),
+                         "during_max": round(max(loads, default=0.0), 2), "cpus": os.cpu_count()},
     }, indent=2))
 
 
-def fresh_ids(template: bytes, rng: random.Random) -> bytes:
-    """Give a payload new trace and response ids (so repeated sends are distinct calls), gzip it."""
-    salt = rng.randbytes(4)
-    while salt == MARKER or MARKER.hex().encode() in salt.hex().encode():
-        salt = rng.randbytes(4)
-    body = template.replace(MARKER, salt).replace(MARKER.hex().encode(), salt.hex().encode())
-    return gzip.compress(body, compresslevel=1)
+def slowest_window(samples: list[tuple[float, int]], batch: int) -> int | None:
+    """Lowest spans/s over any WINDOW_S stretch of the run (None when the run was shorter)."""
+    if not samples or samples[-1][0] - samples[0][0] < WINDOW_S:
+        return None
+    worst = None
+    j = 0
+    for i, (t_end, done_end) in enumerate(samples):
+        while samples[j + 1][0] <= t_end - WINDOW_S:
+            j += 1
+        if t_end - samples[j][0] >= WINDOW_S and i > j:
+            rate = (done_end - samples[j][1]) / (t_end - samples[j][0])
+            worst = rate if worst is None else min(worst, rate)
+    return None if worst is None else round(worst)
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ class TraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
         key.touch()
         body = request if isinstance(request, bytes) else request.SerializeToString()
         try:
-            result = services.ingest_payload(key.project, body, PROTOBUF, "identity", "grpc")
+            result = services.ingest_payload(key.project, body, PROTOBUF, "identity", "grpc", api_key_id=key.pk)
         except (decode.DecodeError, decode.PayloadTooLarge) as exc:
             metrics.SPANS_REJECTED.labels("undecodable").inc()
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))

@@ -74,7 +74,8 @@ def export_traces(request: HttpRequest) -> HttpResponse:
         return _error(413, f"body exceeds {limit} bytes", as_json)
     try:
         result = services.ingest_payload(
-            key.project, body, content_type, request.META.get("HTTP_CONTENT_ENCODING", ""), "http"
+            key.project, body, content_type, request.META.get("HTTP_CONTENT_ENCODING", ""), "http",
+            api_key_id=key.pk,
         )
     except decode.PayloadTooLarge as exc:
         metrics.SPANS_REJECTED.labels("too_large").inc()

@@ -53,9 +53,12 @@ def running() -> bool:
     return _pool is not None
 
 
-def prepare(project_id: int, body: bytes, content_type: str, encoding: str) -> Prepared:
+def prepare(project_id: int, body: bytes, content_type: str, encoding: str, api_key_id: int) -> Prepared:
+    """Prepare one request body in a worker; its rows record ``api_key_id`` (the sending key)."""
     assert _pool is not None
-    ipc, rejected, errors, stages = _pool.submit(_prepare, project_id, body, content_type, encoding).result()
+    ipc, rejected, errors, stages = _pool.submit(
+        _prepare, project_id, body, content_type, encoding, api_key_id
+    ).result()
     table = pa.ipc.open_stream(ipc).read_all()
     return Prepared(table, rejected, errors, stages)
 
@@ -87,11 +90,13 @@ def _project(project_id: int) -> object:
     return cached[1]
 
 
-def _prepare(project_id: int, body: bytes, content_type: str, encoding: str) -> tuple[bytes, int, list[str], dict[str, float]]:
+def _prepare(
+    project_id: int, body: bytes, content_type: str, encoding: str, api_key_id: int
+) -> tuple[bytes, int, list[str], dict[str, float]]:
     from ingest import services
 
     batch = services.decode_payload(body, content_type, encoding)
-    table = services.prepare(_project(project_id), batch)  # type: ignore[arg-type]
+    table = services.prepare(_project(project_id), batch, api_key_id)  # type: ignore[arg-type]
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)

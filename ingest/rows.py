@@ -18,7 +18,7 @@ STRMAP = pa.map_(pa.string(), pa.string())
 
 SCHEMA = pa.schema(
     [
-        ("project_id", pa.uint32()), ("trace_id", pa.string()), ("span_id", pa.string()),
+        ("project_id", pa.uint32()), ("api_key_id", pa.uint32()), ("trace_id", pa.string()), ("span_id", pa.string()),
         ("parent_span_id", pa.string()), ("name", pa.string()), ("kind", pa.string()),
         ("start_time", pa.timestamp("ns", tz="UTC")), ("duration_ns", pa.uint64()),
         ("status", pa.string()), ("status_message", pa.string()), ("service", pa.string()),

@@ -1,8 +1,10 @@
 """Ingest services: decoded spans → normalized, classified, priced rows → stored.
 
-``record_batch(project, batch)`` is what both receivers (OTLP/HTTP and gRPC) call. It
-raises ClickHouseError when storage fails, so the receiver can answer 503/UNAVAILABLE
-and the exporter retries; nothing is acknowledged that was not stored.
+``ingest_payload(project, body, ..., api_key_id=...)`` is what both receivers (OTLP/HTTP
+and gRPC) call; ``api_key_id`` is the pk of the key that authenticated the request and
+lands in every row's ``api_key_id`` column. It raises ClickHouseError when storage fails,
+so the receiver can answer 503/UNAVAILABLE and the exporter retries; nothing is
+acknowledged that was not stored.
 """
 
 from __future__ import annotations
@@ -47,9 +49,12 @@ def _text(value: str, store: bool) -> str:
 
 
 def build_row(
-    project: Project, span: DecodedSpan, n: Normalized, rules: list[classify.Rule]
+    project: Project, span: DecodedSpan, n: Normalized, rules: list[classify.Rule], api_key_id: int
 ) -> tuple[Any, ...]:
-    """One spans-table row (in rows.COLUMNS order): classification, tier fallback and price."""
+    """One spans-table row (in rows.COLUMNS order): classification, tier fallback and price.
+
+    ``api_key_id`` is the pk of the API key that sent the span (0 when none did).
+    """
     task_type, tier = n.task_type, n.tier
     if not task_type and n.has_usage:
         task_type, rule_tier = classify.apply(rules, span, n) if rules else (classify.UNCLASSIFIED, None)
@@ -66,7 +71,7 @@ def build_row(
                                 n.output_tokens, n.reasoning_tokens)
             price_id, priced = rates.price_id, True
     return (
-        project.pk, span.trace_id, span.span_id, span.parent_span_id, span.name[:1000], span.kind,
+        project.pk, api_key_id, span.trace_id, span.span_id, span.parent_span_id, span.name[:1000], span.kind,
         span.start_ns, max(span.end_ns - span.start_ns, 0), span.status, span.status_message[:4000],
         n.service, n.environment, span.scope, provider, n.model, n.request_model, n.operation, task_type, tier,
         n.user_id, n.session_id, n.request_id, n.response_id, n.thinking_budget, n.reasoning_effort, n.ttft_ms,
@@ -80,15 +85,18 @@ def build_row(
     )
 
 
-def prepare(project: Project, batch: DecodedBatch) -> pa.Table:
-    """Normalize, classify and price a decoded batch into an Arrow table in the spans schema."""
+def prepare(project: Project, batch: DecodedBatch, api_key_id: int) -> pa.Table:
+    """Normalize, classify and price a decoded batch into an Arrow table in the spans schema.
+
+    Every row records ``api_key_id``, the key that sent the batch (0 when none did).
+    """
     started = time.perf_counter()
     normalized = [normalize(span) for span in batch.spans]
     normalized_at = time.perf_counter()
     rules = classify.rule_cache.rules_for(project.pk)
     rows = SpanRows(project.pk)
     for span, n in zip(batch.spans, normalized, strict=True):
-        rows.append(build_row(project, span, n, rules))
+        rows.append(build_row(project, span, n, rules, api_key_id))
     table = rows.to_arrow()
     STAGES["normalize"] += normalized_at - started
     STAGES["price"] += time.perf_counter() - normalized_at
@@ -108,10 +116,10 @@ def _count_received(protocol: str, accepted: int, rejected: int) -> None:
         metrics.SPANS_REJECTED.labels("malformed").inc(rejected)
 
 
-def record_batch(project: Project, batch: DecodedBatch, protocol: str) -> IngestResult:
+def record_batch(project: Project, batch: DecodedBatch, protocol: str, api_key_id: int) -> IngestResult:
     """Store the batch's good spans; report the rejected ones. Raises ClickHouseError on storage failure."""
     _count_received(protocol, len(batch.spans), batch.rejected)
-    table = prepare(project, batch)
+    table = prepare(project, batch, api_key_id)
     _flush_stage_metrics()
     counted = writer.write(project.pk, table) if table.num_rows else 0
     return _result(batch.rejected, batch.errors, table.num_rows, counted)
@@ -133,8 +141,10 @@ def decode_payload(body: bytes, content_type: str, encoding: str) -> DecodedBatc
     return batch
 
 
-def ingest_payload(project: Project, body: bytes, content_type: str, encoding: str, protocol: str) -> IngestResult:
-    """Decode, prepare and store one export request body.
+def ingest_payload(
+    project: Project, body: bytes, content_type: str, encoding: str, protocol: str, *, api_key_id: int
+) -> IngestResult:
+    """Decode, prepare and store one export request body sent with API key ``api_key_id``.
 
     With worker processes running (``manage.py serve`` starts them), the CPU-bound part
     (decompress, decode, normalize, price, build Arrow) runs in a worker and only the
@@ -144,14 +154,14 @@ def ingest_payload(project: Project, body: bytes, content_type: str, encoding: s
     from ingest import parallel
 
     if parallel.running():
-        prepared = parallel.prepare(project.pk, body, content_type, encoding)
+        prepared = parallel.prepare(project.pk, body, content_type, encoding, api_key_id)
         for stage, seconds in prepared.stages.items():
             metrics.INGEST_STAGE_SECONDS.labels(stage).inc(seconds)
         _count_received(protocol, prepared.table.num_rows, prepared.rejected)
         counted = writer.write(project.pk, prepared.table) if prepared.table.num_rows else 0
         return _result(prepared.rejected, prepared.errors, prepared.table.num_rows, counted)
     batch = decode_payload(body, content_type, encoding)
-    return record_batch(project, batch, protocol)
+    return record_batch(project, batch, protocol, api_key_id)
 
 
 STAGES: dict[str, float] = defaultdict(float)

@@ -11,7 +11,7 @@ from alerts import services
 from alerts.findings import Finding
 from alerts.models import AlertEvent, AlertRule, Channel
 from tests.alerts.helpers import make_rule
-from tests.alerts.receiver import Receiver
+from tests.alerts.receiver import Answer, Receiver
 from tests.ingest.api_helpers import issue_key, key_client, person_client
 
 pytestmark = pytest.mark.django_db
@@ -156,3 +156,24 @@ def test_schema_documents_the_alert_api(client: Any, admin_user: Any) -> None:
     for path in ("/api/v1/alert-rules", "/api/v1/channels", "/api/v1/channels/{id}/test", "/api/v1/alerts",
                  "/api/v1/alerts/{id}/acknowledge", "/api/v1/alerts/{id}/snooze"):
         assert path in paths, path
+
+
+def test_send_test_to_a_webhook_is_signed_with_the_channel_secret(
+        project: Any, project_key: str, allow_local: Any, receiver: Receiver) -> None:
+    from alerts import channels
+
+    client = key_client(project_key)
+    created = client.post("/api/v1/channels", {"kind": "webhook", "name": "pager", "url": receiver.url + "/hook"},
+                          format="json").json()
+    answer = client.post(f"/api/v1/channels/{created['id']}/test")
+    assert answer.status_code == 200 and answer.json() == {"ok": True, "status_code": 200, "error": ""}
+    (got,) = receiver.requests
+    assert channels.verify_signature(created["signing_secret"], got.body, got.headers["x-thinkmeter-timestamp"],
+                                     got.headers["x-thinkmeter-signature"])
+    body = got.json()
+    assert body["type"] == "alert.test" and body["project"] == "acme" and body["id"] == got.headers["idempotency-key"]
+    assert body["events"][0]["evidence"]["trace_url"] == "https://thinkmeter.example.com/traces/"
+    # an answer other than 2xx is reported as the test's failure
+    receiver.default = Answer(404, body=b"no_service")
+    failed = client.post(f"/api/v1/channels/{created['id']}/test")
+    assert failed.status_code == 502 and failed.json()["status_code"] == 404 and "no_service" in failed.json()["error"]

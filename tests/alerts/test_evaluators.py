@@ -218,9 +218,10 @@ def test_params_defaults_and_errors() -> None:
     with pytest.raises(ParamError) as no_limit:
         parse_params("quota", {})
     assert "limit" in no_limit.value.errors
-    with pytest.raises(ParamError) as per_key:
-        parse_params("quota", {"limit": 5, "per": "api_key"})
-    assert "ingest key" in per_key.value.errors["per"]
+    assert parse_params("quota", {"limit": 5, "per": "api_key"})["per"] == "api_key"
+    with pytest.raises(ParamError) as per_team:
+        parse_params("quota", {"limit": 5, "per": "team"})
+    assert per_team.value.errors["per"] == "must be one of user, session, api_key"
     with pytest.raises(ParamError):
         parse_params("quota", {"limit": 5, "warn_at": 0.9, "fire_at": 0.8})
     assert parse_filters({"tier": "2", "user": ["bob", "alice"]}) == {"tier": [2], "user": ["alice", "bob"]}

@@ -184,3 +184,23 @@ def test_failing_channel_gives_up_after_max_attempts(project: Any, allow_local: 
     wait_background()
     delivery = Delivery.objects.get()
     assert delivery.status == "failed" and delivery.attempts == 1 and delivery.last_status_code == 404
+
+
+@inline
+def test_backoff_doubles_until_the_attempts_run_out(project: Any, slack: Channel, receiver: Receiver) -> None:
+    receiver.default = Answer(503, body=b"busy")
+    delivery = manual_delivery(project, slack)
+    delays = []
+    for _ in range(services.MAX_ATTEMPTS - 1):
+        outcome = services.attempt_delivery(delivery.pk)
+        assert outcome.status == "retrying" and outcome.retry_in is not None
+        delays.append(outcome.retry_in)
+        Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    for attempt, delay in enumerate(delays, start=1):  # 1, 2, 4, … seconds, with up to 10 % jitter
+        expected = services.BACKOFF_BASE * 2 ** (attempt - 1)
+        assert expected <= delay <= expected * 1.1, (attempt, delays)
+    assert services.attempt_delivery(delivery.pk).status == "failed"  # the last attempt gives up
+    assert services.attempt_delivery(delivery.pk).status == "failed"  # and nothing is posted again
+    delivery.refresh_from_db()
+    assert delivery.status == "failed" and delivery.attempts == services.MAX_ATTEMPTS
+    assert len(receiver.requests) == services.MAX_ATTEMPTS

@@ -102,3 +102,15 @@ def test_admin_never_shows_a_channel_url(project: Any, admin_client: Any) -> Non
     assert saved.status_code == 302
     channel.refresh_from_db()
     assert channel.name == "renamed" and channel.url == SECRET_URL  # blank keeps the secret
+
+
+def test_send_test_from_the_page(project: Any, allow_local: Any, receiver: Any) -> None:
+    receiver.validate_slack = True
+    channel = Channel.objects.create(project=project, kind="slack", name="#ops", url=receiver.url + "/services/T/B/X")
+    admin = person_client(project, "admin")
+    page = admin.post(f"/alerts/channels/{channel.pk}/test/", {"next": "/alerts/"}, follow=True)
+    assert page.status_code == 200 and "Test message sent to “#ops” (HTTP 200)" in page.content.decode()
+    (got,) = receiver.requests
+    assert receiver.problems == [] and "Test notification" in got.json()["text"]
+    assert person_client(project, "viewer").post(f"/alerts/channels/{channel.pk}/test/").status_code == 403
+    assert len(receiver.requests) == 1

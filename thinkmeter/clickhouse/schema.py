@@ -5,6 +5,11 @@ is safe (each statement is idempotent too). In embedded mode the runner also wri
 ``<store>/schema_version`` so that ``manage.py migrate`` can see that ClickHouse is
 already up to date without opening it (chdb is single-process, and a live server may
 hold it).
+
+Migrations render their DDL through a :class:`~thinkmeter.clickhouse.ddl.SchemaContext`.
+With ``CLICKHOUSE_CLUSTER`` set, every statement runs ``ON CLUSTER`` from whichever
+node ``CLICKHOUSE_URL`` names, and the record table is replicated to every node of the
+cluster (one replica set for all of them), so any node knows what was applied.
 """
 
 from __future__ import annotations
@@ -12,20 +17,20 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from thinkmeter.clickhouse import client
-from thinkmeter.clickhouse.config import ClickHouseConfig
+from thinkmeter.clickhouse.config import ClickHouseConfig, ClickHouseConfigError
+from thinkmeter.clickhouse.ddl import SchemaContext
 
 MIGRATIONS_PACKAGE = "thinkmeter.clickhouse.migrations"
 TAG = "schema.migrate"
+RECORD_TABLE = "thinkmeter_migrations"
 
-
-@dataclass(frozen=True)
-class SchemaContext:
-    retention_days: int
-    cluster: str = ""
+__all__ = [
+    "SchemaContext", "applied", "available", "context_from_settings", "migrate", "pending", "record_table",
+    "render", "up_to_date_without_opening",
+]
 
 
 def available() -> list[str]:
@@ -52,20 +57,24 @@ def up_to_date_without_opening(cfg: ClickHouseConfig) -> bool:
     return set(marker.read_text().split()) >= set(available())
 
 
-def applied() -> list[str]:
-    client.execute(
-        "CREATE TABLE IF NOT EXISTS thinkmeter_migrations (name String, applied_at DateTime DEFAULT now()) "
-        "ENGINE = ReplacingMergeTree ORDER BY name",
-        tag=TAG,
-        system=True,
+def record_table(ctx: SchemaContext) -> list[str]:
+    """The DDL of the table that records applied migrations (on every node in cluster mode)."""
+    return ctx.create_global_table(
+        RECORD_TABLE, ["name String", "applied_at DateTime DEFAULT now()"], engine="ReplacingMergeTree", order_by="name"
     )
-    rows = client.execute("SELECT DISTINCT name FROM thinkmeter_migrations ORDER BY name", tag=TAG, system=True)
+
+
+def applied(ctx: SchemaContext | None = None) -> list[str]:
+    """Names of the migrations recorded as applied (creates the record table when missing)."""
+    for statement in record_table(ctx or context_from_settings()):
+        client.execute(statement, tag=TAG, system=True)
+    rows = client.execute(f"SELECT DISTINCT name FROM {RECORD_TABLE} ORDER BY name", tag=TAG, system=True)
     return [row["name"] for row in rows]
 
 
 def migrate(ctx: SchemaContext, log: Callable[[str], None] = lambda _: None) -> list[str]:
     """Apply every migration not yet applied; return the names applied now."""
-    done = set(applied())
+    done = set(applied(ctx))
     newly: list[str] = []
     for name in available():
         if name in done:
@@ -73,7 +82,7 @@ def migrate(ctx: SchemaContext, log: Callable[[str], None] = lambda _: None) -> 
         for statement in render(name, ctx):
             client.execute(statement, tag=f"{TAG}.{name}", system=True)
         client.execute(
-            "INSERT INTO thinkmeter_migrations (name) SELECT {name:String}",
+            f"INSERT INTO {RECORD_TABLE} (name) SELECT {{name:String}}",
             {"name": name},
             tag=TAG,
             system=True,
@@ -87,10 +96,22 @@ def migrate(ctx: SchemaContext, log: Callable[[str], None] = lambda _: None) -> 
 
 
 def context_from_settings() -> SchemaContext:
+    """The context for this installation: retention, cluster name and database from settings."""
     from django.conf import settings
 
-    return SchemaContext(retention_days=settings.CLICKHOUSE_RETENTION_DAYS, cluster=settings.CLICKHOUSE_CLUSTER)
+    cfg = client.config()
+    cluster = settings.CLICKHOUSE_CLUSTER
+    if cluster and cfg.kind == "chdb":
+        raise ClickHouseConfigError(
+            f"CLICKHOUSE_CLUSTER={cluster!r} needs a ClickHouse server: embedded chdb has no cluster "
+            "(set CLICKHOUSE_URL=clickhouse://user:password@host:9000/db, or unset CLICKHOUSE_CLUSTER)"
+        )
+    try:
+        return SchemaContext(retention_days=settings.CLICKHOUSE_RETENTION_DAYS, cluster=cluster, database=cfg.database)
+    except ValueError as exc:
+        raise ClickHouseConfigError(str(exc)) from None
 
 
-def pending() -> list[str]:
-    return [name for name in available() if name not in set(applied())]
+def pending(ctx: SchemaContext | None = None) -> list[str]:
+    done = set(applied(ctx))
+    return [name for name in available() if name not in done]

@@ -1,0 +1,1 @@
+"""Fault injection: storage, ClickHouse server, Redis, Celery workers and webhook receivers failing."""
