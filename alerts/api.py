@@ -75,10 +75,15 @@ class Pagination(LimitOffsetPagination):
     max_limit = 500
 
 
-class ProjectScopedViewSet(viewsets.GenericViewSet):
-    """Reads cover the caller's readable projects; writes need the admin role or the write scope."""
+class ProjectScopedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                           mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """List, read, create, change and delete the objects of the caller's projects.
+
+    Reads cover the caller's readable projects; writes need the admin role or the write scope.
+    """
 
     manage_role = Role.ADMIN
+    pagination_class = Pagination
 
     def projects(self) -> list[Project]:
         return read_projects(self.request)
@@ -127,10 +132,8 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
     partial_update=extend_schema(summary="Change an alert rule"),
     destroy=extend_schema(summary="Delete an alert rule (its alert history stays)"),
 )
-class AlertRuleViewSet(ProjectScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                       mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin):
+class AlertRuleViewSet(ProjectScopedViewSet):
     serializer_class = AlertRuleSerializer
-    pagination_class = Pagination
 
     def get_queryset(self) -> QuerySet[AlertRule]:
         return (AlertRule.objects.filter(project__in=self.projects()).select_related("project")
@@ -152,10 +155,8 @@ class AlertRuleViewSet(ProjectScopedViewSet, mixins.ListModelMixin, mixins.Retri
     partial_update=extend_schema(summary="Change a notification channel"),
     destroy=extend_schema(summary="Delete a notification channel"),
 )
-class ChannelViewSet(ProjectScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                     mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin):
+class ChannelViewSet(ProjectScopedViewSet):
     serializer_class = ChannelSerializer
-    pagination_class = Pagination
 
     def get_queryset(self) -> QuerySet[Channel]:
         return (Channel.objects.filter(project__in=self.projects()).select_related("project")

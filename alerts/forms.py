@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -58,22 +59,21 @@ class RuleForm(forms.Form):
             self.fields["project"].disabled = True
             self.fields["kind"].disabled = True
 
+    def _parse_json(self, data: dict[str, Any], name: str, parse: Callable[[Any], dict[str, Any]]) -> None:
+        """Replace ``data[name]`` (JSON text) with what ``parse`` makes of it, or record why it cannot."""
+        try:
+            data[name] = parse(_json(data.get(name, ""), name))
+        except ParamError as exc:
+            self.add_error(name, "; ".join(f"{k}: {v}" for k, v in exc.errors.items()))
+        except forms.ValidationError as exc:
+            self.add_error(name, exc)
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         kind, project = data.get("kind"), data.get("project")
         if kind:
-            try:
-                data["params"] = parse_params(kind, _json(data.get("params", ""), "params"))
-            except ParamError as exc:
-                self.add_error("params", "; ".join(f"{k}: {v}" for k, v in exc.errors.items()))
-            except forms.ValidationError as exc:
-                self.add_error("params", exc)
-        try:
-            data["filters"] = parse_filters(_json(data.get("filters", ""), "filters"))
-        except ParamError as exc:
-            self.add_error("filters", "; ".join(f"{k}: {v}" for k, v in exc.errors.items()))
-        except forms.ValidationError as exc:
-            self.add_error("filters", exc)
+            self._parse_json(data, "params", lambda value: parse_params(kind, value))
+        self._parse_json(data, "filters", parse_filters)
         if project is not None:
             wrong = [c.name for c in data.get("channels", []) if c.project_id != project.pk]
             if wrong:

@@ -19,6 +19,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,14 +128,20 @@ class Runtime:
             self._stale.clear()
             self._wanted.clear()
 
-    def _start_refresher(self) -> None:
-        if self._refresher is not None and self._refresher.is_alive():
+    def _start_daemon(self, attribute: str, loop: Callable[[], None], name: str) -> None:
+        """Start the daemon thread kept in ``attribute`` unless it runs already (checked again under the lock)."""
+        thread = getattr(self, attribute)
+        if thread is not None and thread.is_alive():
             return
         with self._lock:
-            if self._refresher is None or not self._refresher.is_alive():
-                self._refresher = threading.Thread(target=self._refresh_loop, name="thinkmeter-alert-stats",
-                                                   daemon=True)
-                self._refresher.start()
+            thread = getattr(self, attribute)
+            if thread is None or not thread.is_alive():
+                thread = threading.Thread(target=loop, name=name, daemon=True)
+                setattr(self, attribute, thread)
+                thread.start()
+
+    def _start_refresher(self) -> None:
+        self._start_daemon("_refresher", self._refresh_loop, "thinkmeter-alert-stats")
 
     def _refresh_loop(self) -> None:
         from django.db import connections
@@ -155,13 +162,7 @@ class Runtime:
     # -- dispatch side -------------------------------------------------------------------
 
     def _start_dispatcher(self) -> None:
-        if self._dispatcher is not None and self._dispatcher.is_alive():
-            return
-        with self._lock:
-            if self._dispatcher is None or not self._dispatcher.is_alive():
-                self._dispatcher = threading.Thread(target=self._dispatch_loop, name="thinkmeter-alert-outbox",
-                                                    daemon=True)
-                self._dispatcher.start()
+        self._start_daemon("_dispatcher", self._dispatch_loop, "thinkmeter-alert-outbox")
 
     def _dispatch_loop(self) -> None:
         from alerts import tasks

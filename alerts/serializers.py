@@ -109,7 +109,8 @@ class AlertRuleSerializer(serializers.ModelSerializer):
 
 class AlertEventSerializer(serializers.ModelSerializer):
     project: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    rule: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(read_only=True)
+    rule: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True)  # null once the rule is deleted (its alert history stays)
     trace_url = serializers.SerializerMethodField()
     snoozed = serializers.SerializerMethodField()
 

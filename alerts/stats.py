@@ -7,8 +7,9 @@ and dimension combination, so this reads a few thousand rows however many calls 
 were. The window is counted in whole hours (the rollup's grain).
 
 :data:`cache` keeps each (project, window) for at most :data:`MAX_AGE` seconds (DESIGN.md
-§5: refreshed at least every 60 s, computed on first need). The span writer's hook never
-calls :func:`load` — it reads snapshots kept fresh by :mod:`alerts.runtime`.
+§5: refreshed at least every 60 s, computed on first need); with ``REDIS_URL`` the web
+replicas share what any of them computed (:mod:`thinkmeter.shared`). The span writer's
+hook never calls :func:`load` — it reads snapshots kept fresh by :mod:`alerts.runtime`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from alerts.runaway import ClassStat, Stats
-from thinkmeter import clickhouse
+from thinkmeter import clickhouse, shared
 from thinkmeter.clickhouse import PROJECT_PARAM
 
 MAX_AGE = 60.0
+SHARED_TTL = 600.0  # seconds another replica's statistics stay in Redis (each use checks max_age)
 QUANTILES = "quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)"
 
 STATS_SQL = f"""
@@ -75,12 +77,17 @@ class StatsCache:
         return self._entries.get((project_id, window_seconds))
 
     def get(self, project_id: int, window_seconds: int, *, max_age: float | None = None) -> Stats:
-        """Fresh statistics: cached if younger than ``max_age``, else read now."""
+        """Fresh statistics: cached (here, or by another replica) if younger than ``max_age``, else read now."""
         limit = self.max_age if max_age is None else max_age
         found = self._entries.get((project_id, window_seconds))
         if found is not None and time.time() - found.computed_at < limit:
             return found
-        stats = load(project_id, window_seconds)
+        found = shared.get(f"alert-stats:{project_id}:{window_seconds}")
+        if found is not None and time.time() - found.computed_at < limit:
+            stats = found
+        else:
+            stats = load(project_id, window_seconds)
+            shared.put(f"alert-stats:{project_id}:{window_seconds}", stats, SHARED_TTL)
         with self._lock:
             self._entries[(project_id, window_seconds)] = stats
         return stats
@@ -88,10 +95,12 @@ class StatsCache:
     def invalidate(self, project_id: int | None = None) -> None:
         with self._lock:
             if project_id is None:
-                self._entries.clear()
+                keys = list(self._entries)
             else:
-                for key in [k for k in self._entries if k[0] == project_id]:
-                    del self._entries[key]
+                keys = [k for k in self._entries if k[0] == project_id]
+            for key in keys:
+                del self._entries[key]
+        shared.forget(f"alert-stats:{p}:{w}" for p, w in keys)
 
 
 cache = StatsCache()

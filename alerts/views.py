@@ -7,6 +7,8 @@ channel's test message; engineers and admins acknowledge, resolve and snooze ale
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +26,8 @@ from alerts.forms import PARAM_HINTS, ChannelForm, RuleForm
 from alerts.models import AlertEvent, AlertRule, Channel
 from thinkmeter.access import ROLE_RANK, readable_projects, scoped_projects
 from thinkmeter.models import Membership, Project, Role
+
+View = Callable[..., HttpResponse]
 
 SNOOZE_CHOICES = [(60, "1 hour"), (240, "4 hours"), (1440, "1 day"), (10080, "1 week")]
 
@@ -108,21 +112,32 @@ def rules_page(request: HttpRequest) -> HttpResponse:
     return render(request, "alerts/rules.html", context)
 
 
-def _managed_object(request: HttpRequest, model: Any, pk: int) -> Any:
-    obj = get_object_or_404(model.objects.select_related("project"), pk=pk)
-    readable = readable_projects(request.user)
-    if obj.project_id not in {p.pk for p in readable}:
-        raise Http404("not found")
-    if obj.project_id not in {p.pk for p in _with_role(readable, _roles(request.user, readable), Role.ADMIN)}:
-        return None
-    return obj
+def _acting_on(model: Any, minimum: str, reason: str) -> Callable[[View], View]:
+    """View decorator: the view gets the ``model`` row named by the URL's ``pk`` instead of ``pk``.
+
+    A row outside the user's projects answers 404, as if it did not exist; a role below
+    ``minimum`` in its project answers the 403 page with ``reason``.
+    """
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def wrapped(request: HttpRequest, pk: int, **kwargs: Any) -> HttpResponse:
+            obj = get_object_or_404(model.objects.select_related("project"), pk=pk)
+            readable = readable_projects(request.user)
+            if obj.project_id not in {p.pk for p in readable}:
+                raise Http404("not found")
+            if obj.project_id not in {p.pk for p in _with_role(readable, _roles(request.user, readable), minimum)}:
+                return _forbidden(request, reason)
+            return view(request, obj, **kwargs)
+
+        return wrapped
+
+    return decorate
 
 
 @login_required
-def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    rule = _managed_object(request, AlertRule, pk)
-    if rule is None:
-        return _forbidden(request, "Changing a rule needs the admin role.")
+@_acting_on(AlertRule, Role.ADMIN, "Changing a rule needs the admin role.")
+def rule_edit(request: HttpRequest, rule: AlertRule) -> HttpResponse:
     form = RuleForm(request.POST or None, projects=[rule.project], rule=rule)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -139,10 +154,8 @@ def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    rule = _managed_object(request, AlertRule, pk)
-    if rule is None:
-        return _forbidden(request, "Deleting a rule needs the admin role.")
+@_acting_on(AlertRule, Role.ADMIN, "Deleting a rule needs the admin role.")
+def rule_delete(request: HttpRequest, rule: AlertRule) -> HttpResponse:
     rule.delete()
     messages.success(request, f"Rule “{rule.name}” deleted; its alert history stays.")
     return _back(request)
@@ -150,10 +163,8 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def channel_test(request: HttpRequest, pk: int) -> HttpResponse:
-    channel = _managed_object(request, Channel, pk)
-    if channel is None:
-        return _forbidden(request, "Testing a channel needs the admin role.")
+@_acting_on(Channel, Role.ADMIN, "Testing a channel needs the admin role.")
+def channel_test(request: HttpRequest, channel: Channel) -> HttpResponse:
     result = services.send_test(channel)
     if result.ok:
         messages.success(request, f"Test message sent to “{channel.name}” (HTTP {result.status_code}).")
@@ -164,10 +175,8 @@ def channel_test(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def channel_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    channel = _managed_object(request, Channel, pk)
-    if channel is None:
-        return _forbidden(request, "Deleting a channel needs the admin role.")
+@_acting_on(Channel, Role.ADMIN, "Deleting a channel needs the admin role.")
+def channel_delete(request: HttpRequest, channel: Channel) -> HttpResponse:
     channel.delete()
     messages.success(request, f"Channel “{channel.name}” deleted.")
     return _back(request)
@@ -204,14 +213,8 @@ def history_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def event_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    event = get_object_or_404(AlertEvent.objects.select_related("project"), pk=pk)
-    readable = readable_projects(request.user)
-    if event.project_id not in {p.pk for p in readable}:
-        raise Http404("not found")
-    if event.project_id not in {p.pk for p in _with_role(readable, _roles(request.user, readable), Role.ENGINEER)}:
-        return render(request, "alerts/forbidden.html",
-                      {"reason": "Acknowledging, resolving and snoozing alerts needs the engineer role."}, status=403)
+@_acting_on(AlertEvent, Role.ENGINEER, "Acknowledging, resolving and snoozing alerts needs the engineer role.")
+def event_action(request: HttpRequest, event: AlertEvent, action: str) -> HttpResponse:
     by = request.user.get_username()
     try:
         if action == "acknowledge":

@@ -13,7 +13,7 @@ seconds per span of the server (serving process and its ingest workers) and of t
 bench client, the share of server time in decode / normalize / price / dedup / insert
 (from /metrics), the load average, and the stored row count.
 
-    .venv/bin/python bench/ingest.py --spans 1000000 --clients 8
+    .venv/bin/python bench/ingest.py --spans 1000000 --clients 48
 """
 
 from __future__ import annotations
@@ -178,7 +178,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=512)
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=48,
+                        help="concurrent exporters; each waits for its spans to be stored, so the writer can batch"
+                             " at most clients x batch spans into one insert")
     parser.add_argument("--distinct-payloads", type=int, default=32, help="templates the request bodies are made from")
     parser.add_argument("--ingest-processes", type=int, default=None, help="passed to manage.py serve")
     parser.add_argument("--keep", action="store_true", help="keep the temporary store (for inspection)")
@@ -201,7 +203,7 @@ def main() -> None:
     del templates
 
     port = free_port()
-    command = [py, "manage.py", "serve", "--port", str(port)]
+    command = [py, "manage.py", "serve", "--port", str(port), "--threads", str(args.clients + 8)]
     if args.ingest_processes is not None:
         command += ["--ingest-processes", str(args.ingest_processes)]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -22,12 +22,11 @@ from dashboards.page_filters import PageFilters
 from thinkmeter import clickhouse
 from thinkmeter.clickhouse import PROJECT_PARAM
 
-FILTER_OPTIONS_SQL = f"""
+FILTER_OPTIONS_SQL = """
 SELECT groupUniqArray(200)(service) AS o_service, groupUniqArray(200)(environment) AS o_environment,
     groupUniqArray(200)(model) AS o_model, groupUniqArray(200)(task_type) AS o_task_type,
     groupUniqArray(50)(toString(tier)) AS o_tier
-FROM usage_hourly
-WHERE project_id IN {PROJECT_PARAM} AND hour >= toStartOfHour({{start:{queries.TS}}}) AND hour < {{end:{queries.TS}}}
+FROM ({rows})
 """
 ANY_DATA_SQL = f"SELECT 1 AS x FROM usage_hourly WHERE project_id IN {PROJECT_PARAM} LIMIT 1"
 SELECT_DIMENSIONS = ("service", "environment", "model", "task_type", "tier")
@@ -42,11 +41,12 @@ def has_any_data(ids: Sequence[int]) -> bool:
 
 def filter_options(ids: Sequence[int], pf: PageFilters) -> dict[str, list[str]]:
     """Values of each select-able dimension seen in the range (the filters themselves
-    ignored), from the hourly rollup over whole hours."""
+    ignored), from the rollups over whole hours."""
     if not ids:
         return {}
-    rows = clickhouse.execute(FILTER_OPTIONS_SQL, {"start": pf.start, "end": pf.end},
-                              tag="pages.filter_options", projects=list(ids))
+    union, params = queries.rollup_rows_sql(", ".join(SELECT_DIMENSIONS), pf.start, pf.end)
+    rows = clickhouse.execute(FILTER_OPTIONS_SQL.format(rows=union), params, tag="pages.filter_options",
+                              projects=list(ids))
     out: dict[str, list[str]] = {}
     for column in SELECT_DIMENSIONS:
         values = [str(v) for v in rows[0][f"o_{column}"] if str(v) != ""] if rows else []
@@ -67,19 +67,24 @@ def frame_totals(df: pd.DataFrame) -> dict[str, float]:
 
 def unpriced_calls(ids: Sequence[int], pf: PageFilters) -> int:
     """LLM calls in the range whose model had no price (left out of every sum)."""
-    df = queries.unpriced_models(ids, pf.start, pf.end)
-    return int(df["requests"].sum()) if not df.empty else 0
+    return queries.unpriced_requests(ids, pf.start, pf.end)
 
 
 def totals(ids: Sequence[int], pf: PageFilters) -> dict[str, float]:
     """Sums over the view: requests, token sums and the cost parts (floats)."""
     if not ids:
         return {}
-    frame = queries.usage_frame(queries.UsageQuery(ids, pf.start, pf.end, filters=pf.column_filters),
-                                tag="pages.totals")
-    if frame.empty:
-        return {}
-    return {k: float(v or 0) for k, v in frame.iloc[0].to_dict().items() if k != "other"}
+    sums = queries.usage_totals(ids, pf.start, pf.end, pf.column_filters)
+    return {
+        "requests": float(sums["requests"]),
+        **{m: float(sums[m]) for m in queries.TOKEN_MEASURES},
+        "visible_output_tokens": float(sums["output_tokens"] - sums["reasoning_tokens"]),
+        "cost_input": float(sums["cost_input"]),
+        "cost_cache": float(sums["cost_cache_read"] + sums["cost_cache_write"]),
+        "cost_output": float(sums["cost_output_visible"]),
+        "cost_reasoning": float(sums["cost_reasoning"]),
+        "cost_total": float(sums["cost_total"]),
+    }
 
 
 def spend_over_time(ids: Sequence[int], pf: PageFilters) -> pd.DataFrame:
@@ -179,15 +184,12 @@ def task_class(task_type: str, tier: int) -> str:
     return f"{task_type or 'unclassified'} · tier {tier}" if tier else (task_type or "unclassified")
 
 
-def reasoning_distribution(ids: Sequence[int], pf: PageFilters) -> dict[str, pd.DataFrame]:
-    """``quantiles`` (task_class, requests, p50, p90, p95, p99) and ``histogram`` (task_class,
-    bin_start, bin_end, requests) for the busiest task classes."""
-    data = queries.reasoning_distribution(ids, pf.start, pf.end, pf.column_filters)
-    for frame in data.values():
-        if not frame.empty:
-            frame["task_class"] = [task_class(str(t), int(tier))
-                                   for t, tier in zip(frame["task_type"], frame["tier"], strict=True)]
-    return data
+def reasoning_distribution(ids: Sequence[int], pf: PageFilters) -> pd.DataFrame:
+    """Reasoning-token quantiles of the busiest task classes: task_class, requests, p50, p90, p95, p99."""
+    frame = queries.reasoning_distribution(ids, pf.start, pf.end, pf.column_filters)
+    frame["task_class"] = [task_class(str(t), int(tier)) for t, tier in zip(frame["task_type"], frame["tier"],
+                                                                          strict=True)]
+    return frame
 
 
 def latency_by_tier(ids: Sequence[int], pf: PageFilters) -> pd.DataFrame:

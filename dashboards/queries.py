@@ -14,20 +14,23 @@ Contract (every function in this module):
 - **Counting.** Sums count only rows with ``counted = 1`` (the one stored row per
   provider call), so re-sent batches and double instrumentation never add twice,
   whether or not ClickHouse has merged the duplicates yet. "requests" are LLM calls.
-- **Sources.** A usage aggregate reads ``usage_hourly`` when every grouped and filtered
-  dimension is in its grain (:data:`HOURLY_DIMENSIONS`), ``usage_daily_users`` when they
-  fit that grain (:data:`USER_DIMENSIONS`; interval day or coarser), and ``spans`` with
-  ``counted = 1`` otherwise. When the range does not fall on hour (or day) boundaries,
-  the rollup covers the aligned middle and ``spans`` the ragged ends, so answers are
-  exact for any range. Quantiles from rollups are t-digest estimates.
+- **Sources.** A usage aggregate reads the rollups when every grouped and filtered
+  dimension is in their grain (:func:`plan`): ``usage_daily`` for the whole days of the
+  range and ``usage_hourly`` for its other whole hours (:data:`HOURLY_DIMENSIONS`; only
+  the hourly one for interval=hour), ``usage_daily_user_totals`` (project and user_id
+  only) or ``usage_daily_users`` (:data:`USER_DIMENSIONS`) for whole days with interval
+  day or coarser, and ``spans`` with ``counted = 1`` for the rest: the ragged ends of a
+  range not on hour (or day) boundaries, or every dimension the rollups lack. Answers
+  are exact for any range. Quantiles from rollups are t-digest estimates.
 - **Samples.** Statistics of single calls (distributions, latency, escalations, the
   quality frontier, budget against use) come from one table of calls,
   :func:`call_sample`: every call when the range has at most :data:`SAMPLE_CALLS`, else
   a uniform sample of traces picked by trace-id range, which the sort key lets
-  ClickHouse skip to (:class:`Sample`). A page fetches it once and passes it as
-  ``calls=``; results carry ``attrs["sample_fraction"]``. The quality part of
-  :func:`budget_stats` samples the same way. Trace search and runaway traces look at
-  the newest hours first and widen the window only as needed.
+  ClickHouse skip to (:class:`Sample`), read from ``sampled_calls`` (1/32 of traces,
+  kept by the 0005 migration's view) when the sample fits in it. A page fetches it once
+  (or passes it as ``calls=``); results carry ``attrs["sample_fraction"]``. The quality part of :func:`budget_stats` samples the same
+  way. Trace search and runaway traces look at the newest hours first and widen the
+  window only as needed.
 - **Money.** The API functions (:func:`usage_rows`, :func:`search_traces`,
   :func:`trace_detail`, :func:`budget_stats`) return money as exact decimal strings
   (USD, 9 places); the four cost parts add up exactly to ``cost_usd``. Page functions
@@ -42,31 +45,34 @@ API functions: :func:`usage_rows` (``GET /api/v1/usage``), :func:`search_traces`
 reached by the SDK).
 
 Page functions: :func:`spend_over_time`, :func:`spend_by`, :func:`mtd_spend_and_daily`,
-:func:`top_users`, :func:`reasoning_share`, :func:`call_sample` (shared by the next five),
-:func:`reasoning_distribution`,
+:func:`top_users`, :func:`reasoning_share`, :func:`usage_totals`, :func:`call_sample` (shared by the
+next five), :func:`reasoning_distribution`,
 :func:`latency_by_tier`, :func:`escalation_rate_by_task_type`,
 :func:`quality_vs_reasoning`, :func:`budget_vs_used`, :func:`runaway_traces`,
-:func:`unpriced_models`.
+:func:`unpriced_requests`, :func:`unpriced_models`.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
 import threading
 import time as time_module
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from thinkmeter import clickhouse
 from thinkmeter.clickhouse import PROJECT_PARAM
+
+_rollups: Any = importlib.import_module("thinkmeter.clickhouse.migrations.0003_rollups")
+_sampling: Any = importlib.import_module("thinkmeter.clickhouse.migrations.0005_daily_rollup_and_sampled_calls")
 
 # ---------------------------------------------------------------- vocabulary
 
@@ -283,7 +289,7 @@ def _iso_ns(ns: int) -> str:
 class Segment:
     """One source table serving part of the time range."""
 
-    table: str  # usage_hourly | usage_daily_users | spans
+    table: str  # usage_daily | usage_hourly | usage_daily_users | spans
     start: datetime
     end: datetime
 
@@ -319,32 +325,49 @@ class UsageQuery:
         return set(self.group_by) | set(self.filters)
 
 
+# The rollups with usage_hourly's dimensions, coarsest first, with their time grain.
+Level = tuple[str, Callable[[datetime], datetime], Callable[[datetime], datetime]]  # (table, floor, ceil)
+ROLLUP_LEVELS: tuple[Level, ...] = (("usage_daily", floor_day, ceil_day), ("usage_hourly", floor_hour, ceil_hour))
+USER_LEVELS: tuple[Level, ...] = (("usage_daily_users", floor_day, ceil_day),)
+USER_TOTAL_LEVELS: tuple[Level, ...] = (("usage_daily_user_totals", floor_day, ceil_day),)
+USER_TOTAL_DIMENSIONS = frozenset({"project", "user_id"})
+
+
+def cover(start: datetime, end: datetime, levels: Sequence[Level]) -> list[Segment]:
+    """Segments covering [start, end): the first level's table for its whole units in the
+    middle, the finer levels for the ragged ends, ``spans`` for what no level covers."""
+    if not levels:
+        return [Segment("spans", start, end)]
+    (table, floor, ceil), finer = levels[0], levels[1:]
+    lo, hi = ceil(start), floor(end)
+    if lo >= hi:
+        return cover(start, end, finer)
+    return [*(cover(start, lo, finer) if start < lo else []), Segment(table, lo, hi),
+            *(cover(hi, end, finer) if hi < end else [])]
+
+
 def plan(query: UsageQuery) -> list[Segment]:
     """Which tables serve which part of the range (see the module docstring)."""
     dims = query.dimensions
-    start, end = query.start, query.end
     if dims <= HOURLY_DIMENSIONS:
-        rollup, lo, hi = "usage_hourly", ceil_hour(start), floor_hour(end)
+        levels = ROLLUP_LEVELS if query.interval != "hour" else ROLLUP_LEVELS[1:]
+    elif dims <= USER_TOTAL_DIMENSIONS and query.interval != "hour":
+        levels = USER_TOTAL_LEVELS
     elif dims <= USER_DIMENSIONS and query.interval != "hour":
-        rollup, lo, hi = "usage_daily_users", ceil_day(start), floor_day(end)
+        levels = USER_LEVELS
     else:
-        return [Segment("spans", start, end)]
-    if lo >= hi:
-        return [Segment("spans", start, end)]
-    segments = [Segment("spans", start, lo)] if start < lo else []
-    segments.append(Segment(rollup, lo, hi))
-    if hi < end:
-        segments.append(Segment("spans", hi, end))
-    return segments
+        levels = ()
+    return cover(query.start, query.end, levels)
 
 
-TIME_COLUMN = {"spans": "start_time", "usage_hourly": "hour", "usage_daily_users": "day"}
+DAY_TABLES = frozenset({"usage_daily", "usage_daily_users", "usage_daily_user_totals"})
+TIME_COLUMN = {"spans": "start_time", "usage_hourly": "hour", **{table: "day" for table in DAY_TABLES}}
 BUCKET_FUNCTION = {"hour": "toStartOfHour", "day": "toStartOfDay", "week": "toMonday", "month": "toStartOfMonth"}
 
 
 def _bucket(table: str, interval: str) -> str:
     column = TIME_COLUMN[table]
-    if table == "usage_daily_users" and interval == "day":
+    if table in DAY_TABLES and interval == "day":
         return f"toDateTime64({column}, 0, 'UTC')"
     return f"toDateTime64({BUCKET_FUNCTION[interval]}({column}), 0, 'UTC')"
 
@@ -355,55 +378,77 @@ def _measure_sql(table: str) -> list[str]:
     return [f"sum({m}) AS m_{m}" for m in MEASURES]
 
 
-def segment_where(seg: Segment, index: int, filters: Filters) -> tuple[str, dict[str, Any]]:
-    """The WHERE conditions of one segment: scope, its time range, ``counted = 1`` on spans, filters."""
-    column = TIME_COLUMN[seg.table]
+def by_table(segments: Sequence[Segment]) -> list[tuple[str, list[Segment]]]:
+    """Segments grouped by table, in order of first appearance: each table is read by one
+    SELECT over all its ranges (a range's two ragged ends are one scan, not two)."""
+    grouped: dict[str, list[Segment]] = {}
+    for seg in segments:
+        grouped.setdefault(seg.table, []).append(seg)
+    return list(grouped.items())
+
+
+def source_where(table: str, segments: Sequence[Segment], index: int, filters: Filters) -> tuple[str, dict[str, Any]]:
+    """The WHERE conditions of one table's segments: scope, their time ranges (OR-ed),
+    ``counted = 1`` on spans, filters. Parameter names carry ``index``."""
+    column = TIME_COLUMN[table]
     params: dict[str, Any] = {}
-    if seg.table == "usage_daily_users":
-        where = [f"day >= {{s{index}_start:Date}}", f"day < {{s{index}_end:Date}}"]
-        params[f"s{index}_start"], params[f"s{index}_end"] = seg.start.date(), seg.end.date()
-    else:
-        where = [f"{column} >= {{s{index}_start:{TS}}}", f"{column} < {{s{index}_end:{TS}}}"]
-        params[f"s{index}_start"], params[f"s{index}_end"] = seg.start, seg.end
-    where.insert(0, f"project_id IN {PROJECT_PARAM}")
-    if seg.table == "spans":
+    ranges = []
+    for k, seg in enumerate(segments):
+        name = f"s{index}_{k}"
+        if table in DAY_TABLES:
+            ranges.append(f"{column} >= {{{name}_start:Date}} AND {column} < {{{name}_end:Date}}")
+            params[f"{name}_start"], params[f"{name}_end"] = seg.start.date(), seg.end.date()
+        else:
+            ranges.append(f"{column} >= {{{name}_start:{TS}}} AND {column} < {{{name}_end:{TS}}}")
+            params[f"{name}_start"], params[f"{name}_end"] = seg.start, seg.end
+    where = [f"project_id IN {PROJECT_PARAM}", ranges[0] if len(ranges) == 1 else
+             "(" + " OR ".join(f"({r})" for r in ranges) + ")"]
+    if table == "spans":
         where.append("counted = 1")
     clauses, filter_params = _filter_sql(normalize_filters(filters))
     params.update(filter_params)
     return " AND ".join([*where, *clauses]), params
 
 
-def _segment_sql(seg: Segment, index: int, query: UsageQuery) -> tuple[str, dict[str, Any]]:
-    where, params = segment_where(seg, index, query.filters)
+def _source_sql(table: str, segments: Sequence[Segment], index: int, query: UsageQuery) -> tuple[str, dict[str, Any]]:
+    where, params = source_where(table, segments, index, query.filters)
     keys = [f"{COLUMNS[d]} AS d_{d}" for d in query.group_by]
     if query.interval:
-        keys.insert(0, f"{_bucket(seg.table, query.interval)} AS bucket")
+        keys.insert(0, f"{_bucket(table, query.interval)} AS bucket")
     group = ["bucket"] if query.interval else []
     group += [f"d_{d}" for d in query.group_by]
-    sql = (f"SELECT {', '.join([*keys, *_measure_sql(seg.table)])} FROM {seg.table} "
+    sql = (f"SELECT {', '.join([*keys, *_measure_sql(table)])} FROM {table} "
            f"WHERE {where}" + (f" GROUP BY {', '.join(group)}" if group else ""))
     return sql, params
 
 
-def usage_sql(query: UsageQuery) -> tuple[str, dict[str, Any]]:
-    """The statement for a usage query and its parameters (see :func:`usage_table`)."""
+def _usage_union(query: UsageQuery) -> tuple[str, dict[str, Any]]:
     parts, params = [], {}
-    for index, seg in enumerate(plan(query)):
-        sql, seg_params = _segment_sql(seg, index, query)
+    for index, (table, segments) in enumerate(by_table(plan(query))):
+        sql, source_params = _source_sql(table, segments, index, query)
         parts.append(sql)
-        params.update(seg_params)
-    union = "\nUNION ALL\n".join(parts)
-    sums = ", ".join(f"sum(m_{m}) AS {m}" for m in MEASURES)
+        params.update(source_params)
+    return "\nUNION ALL\n".join(parts), params
+
+
+SUMS_SQL = ", ".join(f"sum(m_{m}) AS {m}" for m in MEASURES)
+
+
+def usage_sql(query: UsageQuery) -> tuple[str, dict[str, Any]]:
+    """The statement for a usage query and its parameters (see :func:`usage_table`): groups
+    ranked by cost over the whole range, those past the top ``limit`` summed per bucket
+    into one row with ``is_top`` false."""
+    union, params = _usage_union(query)
     bucket = ["bucket"] if query.interval else []
     if not query.group_by:
         group = " GROUP BY bucket ORDER BY bucket" if query.interval else ""
-        return f"SELECT {', '.join([*bucket, sums])} FROM ({union}){group}", params
+        return f"SELECT {', '.join([*bucket, SUMS_SQL])} FROM ({union}){group}", params
     dims = [f"d_{d}" for d in query.group_by]
     defaults = {d: ("0" if d in ("tier", "project") else "''") for d in query.group_by}
     keyed = ", ".join(f"if(is_top, d_{d}, {defaults[d]}) AS g_{d}" for d in query.group_by)
     params["top_n"] = query.limit
     sql = f"""
-SELECT {', '.join([*bucket, 'is_top', keyed, sums, 'min(grp_rank) AS first_rank'])}
+SELECT {', '.join([*bucket, 'is_top', keyed, SUMS_SQL, 'min(grp_rank) AS first_rank'])}
 FROM (
     SELECT *, grp_rank <= {{top_n:UInt32}} AS is_top
     FROM (
@@ -419,6 +464,19 @@ ORDER BY {', '.join([*bucket, 'is_top DESC', 'first_rank'])}"""
     return sql, params
 
 
+def few_groups_sql(query: UsageQuery) -> tuple[str, dict[str, Any]]:
+    """For a grouped query without interval: every group, largest cost first, at most
+    ``limit + 1`` of them (the same rows and order as :func:`usage_sql` when there are no
+    more groups than ``limit``, without its window functions)."""
+    union, params = _usage_union(query)
+    keys = ", ".join(f"d_{d} AS g_{d}" for d in query.group_by)
+    order = ", ".join(f"g_{d}" for d in query.group_by)
+    params["top_n_1"] = query.limit + 1
+    sql = (f"SELECT true AS is_top, {keys}, {SUMS_SQL} FROM ({union})\nGROUP BY {order}\n"
+           f"ORDER BY cost_total DESC, {order} LIMIT {{top_n_1:UInt32}}")
+    return sql, params
+
+
 def usage_table(query: UsageQuery, tag: str = "dashboards.usage") -> pa.Table:
     """Run a usage query: columns [bucket], [is_top, g_<dimension>...], then :data:`MEASURES`.
 
@@ -428,6 +486,11 @@ def usage_table(query: UsageQuery, tag: str = "dashboards.usage") -> pa.Table:
     ids = _ids(query.project_ids)
     if not ids:
         return pa.table({})
+    if query.group_by and not query.interval:  # usually fewer groups than the limit: no ranking needed
+        sql, params = few_groups_sql(query)
+        table = clickhouse.query_arrow(sql, params, tag=tag, projects=ids)
+        if table.num_rows <= query.limit:
+            return table
     sql, params = usage_sql(query)
     return clickhouse.query_arrow(sql, params, tag=tag, projects=ids)
 
@@ -839,20 +902,28 @@ def trace_detail(project_ids: Sequence[int], trace_id: str, *, include_text: boo
 
 SAMPLE_CALLS = 50_000
 SAMPLE_UNITS = 65_536
+SAMPLED_UNITS = int(_sampling.SAMPLE_BOUND, 16)  # ``sampled_calls`` holds the traces below this bound
 
 
 @dataclass(frozen=True)
 class Sample:
     """A uniform sample of traces: those whose (random, hexadecimal) id sorts below ``bound``.
 
-    ``spans`` and ``scores`` are sorted by trace id within each day/project, so the
-    condition skips the other granules instead of reading them; a trace (and every call
-    and score in it) is either wholly in the sample or wholly out. ``fraction`` 1 means
-    no sampling (exact results).
+    ``spans``, ``sampled_calls`` and ``scores`` are sorted by trace id within each
+    day/project, so the condition skips the other granules instead of reading them; a
+    trace (and every call and score in it) is either wholly in the sample or wholly out.
+    ``fraction`` 1 means no sampling (exact results).
     """
 
     fraction: float
     bound: str | None
+
+    @property
+    def table(self) -> str:
+        """Where the sampled calls are read: ``sampled_calls`` (the 0005 migration's table
+        of every counted call of the traces below its bound) when the sample fits in it,
+        else ``spans`` (its calls have ``counted = 1``)."""
+        return "sampled_calls" if self.bound and int(self.bound, 16) <= SAMPLED_UNITS else "spans"
 
     def sql(self, alias: str = "") -> str:
         return f" AND {alias}trace_id < {{sample_bound:String}}" if self.bound else ""
@@ -860,18 +931,26 @@ class Sample:
     def params(self) -> dict[str, Any]:
         return {"sample_bound": self.bound} if self.bound else {}
 
+    def where(self, project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None,
+              alias: str = "") -> tuple[str, dict[str, Any]]:
+        """WHERE conditions selecting the sampled calls of the range from :attr:`table`."""
+        where, params = _where(project_ids, start, end, filters, counted=self.table == "spans", alias=alias)
+        return where + self.sql(alias), {**params, **self.params()}
 
-_totals: dict[tuple[Any, ...], tuple[float, int]] = {}
+
+_totals: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
 _totals_lock = threading.Lock()
 TOTALS_TTL_S = 60.0
 
 
-def total_requests(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
-                   tag: str = "pages.total_requests") -> int:
-    """LLM calls in the range (from the rollups when the filters allow).
+def usage_totals(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
+                 tag: str = "pages.totals") -> dict[str, Any]:
+    """The :data:`MEASURES` summed over the range (from the rollups when the filters allow;
+    costs as Decimal).
 
-    Remembered for :data:`TOTALS_TTL_S` seconds: the page functions of one view all ask
-    for it to size their samples (a sample's fraction is exact whatever its size).
+    Remembered for :data:`TOTALS_TTL_S` seconds: a page shows them and its per-call
+    statistics size their samples from ``requests`` (a sample's fraction is exact
+    whatever its size).
     """
     normalized = normalize_filters(filters)
     key = (tuple(_ids(project_ids)), as_utc(start), as_utc(end),
@@ -882,12 +961,18 @@ def total_requests(project_ids: Sequence[int], start: datetime, end: datetime, f
     if hit is not None and now - hit[0] < TOTALS_TTL_S:
         return hit[1]
     table = usage_table(UsageQuery(project_ids, start, end, filters=normalized), tag=tag)
-    total = int(table.column("requests")[0].as_py() or 0) if table.num_rows else 0
+    row = table.to_pylist()[0] if table.num_rows else {}
+    totals = {m: (row.get(m) or (Decimal(0) if m in COST_MEASURES else 0)) for m in MEASURES}
     with _totals_lock:
         if len(_totals) > 1024:
             _totals.clear()
-        _totals[key] = (now, total)
-    return total
+        _totals[key] = (now, totals)
+    return totals
+
+
+def total_requests(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None) -> int:
+    """LLM calls in the range (:func:`usage_totals`)."""
+    return int(usage_totals(project_ids, start, end, filters)["requests"])
 
 
 def trace_sample(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
@@ -904,7 +989,8 @@ def trace_sample(project_ids: Sequence[int], start: datetime, end: datetime, fil
 # ---------------------------------------------------------------- budgets
 
 MIN_BUDGET_SAMPLES = 5
-STATE_LEVELS = "0.5, 0.9, 0.95, 0.99"  # the levels the rollups' quantile states were declared with
+STATE_LEVELS = _rollups.QUANTILES.removeprefix("quantilesTDigest(").removesuffix(")")  # the states' levels
+STATE_SOURCES: dict[str, str] = _rollups.STATE_SOURCES  # state column -> its per-call value over spans
 
 
 def _quality_source(score_name: str, sample: Sample, alias: str = "s") -> tuple[str, str, dict[str, Any]]:
@@ -919,33 +1005,37 @@ def _quality_source(score_name: str, sample: Sample, alias: str = "s") -> tuple[
     return join, expr, {"score_name": score_name, **sample.params()}
 
 
-def _class_stats_sql(query: UsageQuery) -> tuple[str, dict[str, Any]]:
-    """Requests, calls with thinking and merged t-digests of reasoning tokens and cost per
-    task class (task type × tier, and task type alone), over the rollups and ragged ends."""
+def digest_sql(query: UsageQuery, states: Sequence[str], grouping: str = "") -> tuple[str, dict[str, Any]]:
+    """Per group of ``query.group_by`` over the rollups and the ragged ends from spans:
+    requests, with_thinking (calls with reasoning tokens) and the merged t-digest
+    quantiles (:data:`STATE_LEVELS`) of each rollup state column in ``states``
+    (reasoning_q, cost_q, duration_q, ttft_q: see 0003's ``STATE_SOURCES``).
+
+    ``grouping`` replaces the final GROUP BY (for example GROUPING SETS over the keys).
+    """
+    keys = ", ".join(COLUMNS[d] for d in query.group_by)
     parts, params = [], {}
-    for index, seg in enumerate(plan(query)):
-        where, seg_params = segment_where(seg, index, query.filters)
+    for index, (table, segments) in enumerate(by_table(plan(query))):
+        where, seg_params = source_where(table, segments, index, query.filters)
         params.update(seg_params)
-        if seg.table == "spans":
-            select = (f"count() AS requests, countIf(reasoning_tokens > 0) AS with_thinking, "
-                      f"quantilesTDigestState({STATE_LEVELS})(reasoning_tokens) AS rq, "
-                      f"quantilesTDigestState({STATE_LEVELS})(toFloat64(cost_total)) AS cq")
+        if table == "spans":
+            select = ["count() AS requests", "countIf(reasoning_tokens > 0) AS with_thinking",
+                      *(f"quantilesTDigestState({STATE_LEVELS})({STATE_SOURCES[s]}) AS s_{s}" for s in states)]
         else:
-            select = (f"sum(requests) AS requests, sum(with_thinking) AS with_thinking, "
-                      f"quantilesTDigestMergeState({STATE_LEVELS})(reasoning_q) AS rq, "
-                      f"quantilesTDigestMergeState({STATE_LEVELS})(cost_q) AS cq")
-        parts.append(f"SELECT task_type, tier, {select} FROM {seg.table} WHERE {where} GROUP BY task_type, tier")
+            select = ["sum(requests) AS requests", "sum(with_thinking) AS with_thinking",
+                      *(f"quantilesTDigestMergeState({STATE_LEVELS})({s}) AS s_{s}" for s in states)]
+        parts.append(f"SELECT {keys}, {', '.join(select)} FROM {table} WHERE {where} GROUP BY {keys}")
     union = "\nUNION ALL\n".join(parts)
-    # merge the many hourly states once per class, then the few class states per task type
-    sql = f"""SELECT task_type, tier, sum(requests) AS requests, sum(with_thinking) AS with_thinking,
-        quantilesTDigestMerge({STATE_LEVELS})(rq) AS reasoning_q, quantilesTDigestMerge({STATE_LEVELS})(cq) AS cost_q
+    # merge the many rollup rows' states once per group, then (with grouping sets) the few group states
+    inner = ", ".join(f"quantilesTDigestMergeState({STATE_LEVELS})(s_{s}) AS s_{s}" for s in states)
+    outer = ", ".join(f"quantilesTDigestMerge({STATE_LEVELS})(s_{s}) AS {s}" for s in states)
+    sql = f"""SELECT {keys}, sum(requests) AS requests, sum(with_thinking) AS with_thinking, {outer}
     FROM (
-        SELECT task_type, tier, sum(requests) AS requests, sum(with_thinking) AS with_thinking,
-            quantilesTDigestMergeState({STATE_LEVELS})(rq) AS rq, quantilesTDigestMergeState({STATE_LEVELS})(cq) AS cq
+        SELECT {keys}, sum(requests) AS requests, sum(with_thinking) AS with_thinking, {inner}
         FROM ({union})
-        GROUP BY task_type, tier
+        GROUP BY {keys}
     )
-    GROUP BY GROUPING SETS ((task_type, tier), (task_type))"""
+    GROUP BY {grouping or keys}"""
     return sql, params
 
 
@@ -985,7 +1075,8 @@ def budget_stats(project_ids: Sequence[int], window_days: float = 7, *, toleranc
     if task_type is not None:
         merged["task_type"] = [task_type]
 
-    sql, params = _class_stats_sql(UsageQuery(ids, start, end, group_by=["task_type", "tier"], filters=merged))
+    sql, params = digest_sql(UsageQuery(ids, start, end, group_by=["task_type", "tier"], filters=merged),
+                             ["reasoning_q", "cost_q"], grouping="GROUPING SETS ((task_type, tier), (task_type))")
     stats = clickhouse.execute(sql, params, tag=f"{tag}.classes", projects=ids, settings={"group_by_use_nulls": 1})
     total = sum(int(r["requests"]) for r in stats if r["tier"] is not None)
     if not total:
@@ -993,7 +1084,7 @@ def budget_stats(project_ids: Sequence[int], window_days: float = 7, *, toleranc
 
     sample = trace_sample(ids, start, end, merged, target=sample_calls, total=total)
     join, quality, params = _quality_source(score_name, sample)
-    where, where_params = _where(ids, start, end, merged, alias="s.")
+    where, where_params = sample.where(ids, start, end, merged, alias="s.")
     params.update(where_params)
     quality_rows = clickhouse.execute(
         f"""SELECT task_type, tier, thinking_budget, count() AS requests, count(q) AS quality_samples,
@@ -1001,8 +1092,8 @@ def budget_stats(project_ids: Sequence[int], window_days: float = 7, *, toleranc
         FROM (
             SELECT s.task_type AS task_type, s.tier AS tier, s.thinking_budget AS thinking_budget,
                 s.reasoning_tokens AS reasoning_tokens, {quality} AS q
-            FROM spans AS s {join}
-            WHERE {where}{sample.sql("s.")}
+            FROM {sample.table} AS s {join}
+            WHERE {where}
         )
         GROUP BY GROUPING SETS ((task_type, tier), (task_type), (task_type, tier, thinking_budget),
             (task_type, thinking_budget))""",
@@ -1148,11 +1239,12 @@ def top_users(project_ids: Sequence[int], start: datetime, end: datetime, n: int
     if set(normalized) <= USER_DIMENSIONS:
         clauses, params = _filter_sql(normalized)
         params.update({"start": start.date(), "end": end.date(), "n": n})
+        table = "usage_daily_users" if normalized else "usage_daily_user_totals"
         df = _df(
             f"""SELECT user_id, sum(requests) AS requests, sum(input_tokens) AS input_tokens,
                 sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens,
                 toFloat64(sum(cost_reasoning)) AS cost_reasoning, toFloat64(sum(cost_total)) AS cost_total
-            FROM usage_daily_users
+            FROM {table}
             WHERE {' AND '.join([f"project_id IN {PROJECT_PARAM}", "day >= {start:Date}", "day < {end:Date}",
                                  "user_id != ''", *clauses])}
             GROUP BY user_id ORDER BY cost_total DESC, user_id LIMIT {{n:UInt32}}""",
@@ -1182,16 +1274,18 @@ def reasoning_share(project_ids: Sequence[int], start: datetime, end: datetime, 
 
 # ---------------------------------------------------------------- page data: engineering
 #
-# Distributions, latencies, escalations and the quality frontier need single calls, not
-# sums. They are computed from one table of calls (:func:`call_sample`): every LLM call of
-# the range when it has at most SAMPLE_CALLS, else a uniform trace sample of about that
-# many. A page fetches it once and passes it as ``calls=`` to each function (each
-# fetches its own otherwise). DataFrames carry ``attrs["sample_fraction"]``; counts named
-# ``requests`` (and escalated, llm_calls, with_thinking) are scaled up to the whole range.
+# Distributions, latencies, escalations, the quality frontier and budget against use need
+# single calls, not sums. They are computed from one table of calls (:func:`call_sample`):
+# every LLM call of the range when it has at most SAMPLE_CALLS, else a uniform trace
+# sample of about that many, read from ``sampled_calls`` when it is small enough
+# (:attr:`Sample.table`). A page fetches it once (the same arguments within seconds share
+# one read) or passes it as ``calls=``. DataFrames carry ``attrs["sample_fraction"]``;
+# counts named ``requests`` (and with_thinking, ttft_requests, escalated, llm_calls) are
+# scaled up to the whole range.
 
 def _where(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None,
            counted: bool = True, alias: str = "") -> tuple[str, dict[str, Any]]:
-    """WHERE conditions over ``spans`` for a page query."""
+    """WHERE conditions over ``spans`` (or ``sampled_calls``, ``counted=False``) for a page query."""
     clauses = [f"{alias}project_id IN {PROJECT_PARAM}", f"{alias}start_time >= {{start:{TS}}}",
                f"{alias}start_time < {{end:{TS}}}"]
     params: dict[str, Any] = {"start": as_utc(start), "end": as_utc(end)}
@@ -1207,7 +1301,10 @@ def _df(sql: str, params: dict[str, Any], project_ids: Sequence[int], tag: str,
 
 
 CALL_COLUMNS = ["project_id", "trace_id", "task_type", "tier", "model", "thinking_budget", "reasoning_effort",
-                "reasoning_tokens", "duration_ms", "ttft_ms", "cost", "quality", "request_key", "pick"]
+                "reasoning_tokens", "duration_ms", "ttft_ms", "quality", "request_key", "pick"]
+REQUEST_KEY = {"spans": "cityHash64(if(s.request_id = '', s.trace_id, s.request_id))", "sampled_calls": "s.request_key"}
+# strings come back as dictionaries (pandas categoricals): cheap to group by
+CALL_SETTINGS = {"output_format_arrow_low_cardinality_as_dictionary": 1}
 
 
 _samples: dict[tuple[Any, ...], tuple[float, pd.DataFrame]] = {}
@@ -1220,10 +1317,10 @@ def call_sample(project_ids: Sequence[int], start: datetime, end: datetime, filt
     """LLM calls (``counted = 1``) of the range — all of them, or a uniform sample of traces
     with about ``sample_calls`` calls — one row each: project_id, trace_id, task_type, tier,
     model, thinking_budget, reasoning_effort, reasoning_tokens, duration_ms, ttft_ms (0 when
-    not reported), cost (float USD), quality (the span's, else the trace's latest
-    ``score_name`` score; NaN without), request_key (a hash of the request id, or of the
-    trace id for calls without one) and pick (a hash of the call, for sub-sampling).
-    ``attrs["sample_fraction"]`` is the share of traces read.
+    not reported), quality (the span's, else the trace's latest ``score_name`` score; NaN
+    without), request_key (a hash of the request id, or of the trace id for calls without
+    one) and pick (a hash of the call, for sub-sampling). ``attrs["sample_fraction"]`` is
+    the share of traces read.
 
     The same arguments within :data:`SAMPLES_TTL_S` seconds get the same (shared, not to
     be modified) DataFrame, so the engineering page's functions read ClickHouse once;
@@ -1259,28 +1356,27 @@ def forget_cached() -> None:
 def _read_calls(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters, score_name: str,
                 sample_calls: int) -> pd.DataFrame:
     sample = trace_sample(project_ids, start, end, filters, sample_calls)
-    where, params = _where(project_ids, start, end, filters, alias="s.")
+    where, params = sample.where(project_ids, start, end, filters, alias="s.")
     join, quality, quality_params = _quality_source(score_name, sample)
     params.update(quality_params)
     df = _df(
         f"""SELECT s.project_id AS project_id, s.trace_id AS trace_id, s.task_type AS task_type, s.tier AS tier,
             s.model AS model, s.thinking_budget AS thinking_budget, s.reasoning_effort AS reasoning_effort,
             s.reasoning_tokens AS reasoning_tokens, s.duration_ns / 1e6 AS duration_ms,
-            toFloat64(s.ttft_ms) AS ttft_ms, toFloat64(s.cost_total) AS cost, {quality} AS quality,
-            cityHash64(if(s.request_id = '', s.trace_id, s.request_id)) AS request_key,
+            toFloat64(s.ttft_ms) AS ttft_ms, {quality} AS quality, {REQUEST_KEY[sample.table]} AS request_key,
             cityHash64(s.trace_id, toUnixTimestamp64Nano(s.start_time)) AS pick
-        FROM spans AS s {join}
-        WHERE {where}{sample.sql("s.")}""",
-        params, project_ids, "pages.call_sample",
+        FROM {sample.table} AS s {join}
+        WHERE {where}""",
+        params, project_ids, "pages.call_sample", settings=CALL_SETTINGS,
     )
-    df["quality"] = pd.to_numeric(df["quality"], errors="coerce").astype("float64")
+    df["quality"] = df["quality"].astype("float64")
     df.attrs["sample_fraction"] = sample.fraction
     return df
 
 
-def _empty(columns: Sequence[str]) -> pd.DataFrame:
+def _empty(columns: Sequence[str], fraction: float = 1.0) -> pd.DataFrame:
     df = pd.DataFrame(columns=list(columns))
-    df.attrs["sample_fraction"] = 1.0
+    df.attrs["sample_fraction"] = fraction
     return df
 
 
@@ -1291,58 +1387,42 @@ def _calls(calls: pd.DataFrame | None, project_ids: Sequence[int], start: dateti
 
 def _scale(counts: pd.Series, fraction: float) -> pd.Series:
     """Counts in a sample → estimated counts in the whole range."""
-    return (counts / fraction).round().astype("int64")
+    return (counts.astype("float64") / fraction).round().astype("int64")
 
 
-def _quantile(values: pd.Series, level: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default; ClickHouse's quantileExactInclusive)."""
-    return float(np.quantile(values.to_numpy(dtype="float64"), level)) if len(values) else math.nan
+def _finish(out: pd.DataFrame, columns: Sequence[str], fraction: float) -> pd.DataFrame:
+    out = out.reset_index(drop=True)[list(columns)]
+    out.attrs["sample_fraction"] = fraction
+    return out
+
+
+QUANTILE_NAMES = ("p50", "p90", "p95", "p99")
 
 
 def reasoning_distribution(project_ids: Sequence[int], start: datetime, end: datetime,
-                           filters: Filters | None = None, classes: int = 12, bins_per_octave: int = 4,
-                           calls: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
-    """Reasoning tokens per task class (task type × tier), for the ``classes`` busiest classes
-    that think at all.
-
-    ``quantiles``: task_type, tier, requests, with_thinking, p50, p90, p95, p99 (reasoning
-    tokens per call, calls without thinking included, as the runaway check counts them).
-    ``histogram``: task_type, tier, bin_start, bin_end, requests — calls with reasoning in
-    log-spaced bins, ``bins_per_octave`` per doubling (the same edges for every class).
-    """
-    quantile_columns = ["task_type", "tier", "requests", "with_thinking", "p50", "p90", "p95", "p99"]
-    histogram_columns = ["task_type", "tier", "bin_start", "bin_end", "requests"]
+                           filters: Filters | None = None, classes: int = 12,
+                           calls: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Reasoning tokens per call for the ``classes`` busiest task classes (task type × tier)
+    that think at all: task_type, tier, requests, with_thinking, p50, p90, p95, p99 (calls
+    without thinking included, as the runaway check counts them; interpolating between
+    closest ranks like numpy's default)."""
+    columns = ["task_type", "tier", "requests", "with_thinking", *QUANTILE_NAMES]
     df = _calls(calls, project_ids, start, end, filters)
     fraction = df.attrs.get("sample_fraction", 1.0)
-    rows, bins = [], []
-    for (task_type, tier), group in df.groupby(["task_type", "tier"], sort=False):
-        reasoning = group["reasoning_tokens"].astype("float64")
-        thinking = reasoning[reasoning > 0]
-        if thinking.empty:
-            continue
-        rows.append({"task_type": task_type, "tier": int(tier), "sampled": len(group),
-                     "requests": len(group), "with_thinking": len(thinking),
-                     **{f"p{int(level * 100)}": _quantile(reasoning, level) for level in (0.5, 0.9, 0.95, 0.99)}})
-        edges = np.floor(np.log2(thinking.to_numpy()) * bins_per_octave).astype(int)
-        for b, n in zip(*np.unique(edges, return_counts=True), strict=True):
-            bins.append({"task_type": task_type, "tier": int(tier), "bin_start": 2 ** (int(b) / bins_per_octave),
-                         "bin_end": 2 ** ((int(b) + 1) / bins_per_octave), "requests": int(n)})
-    if not rows:
-        empty = {"quantiles": _empty(quantile_columns), "histogram": _empty(histogram_columns)}
-        for frame in empty.values():
-            frame.attrs["sample_fraction"] = fraction
-        return empty
-    quantiles = pd.DataFrame(rows).sort_values(["sampled", "task_type", "tier"], ascending=[False, True, True])
-    quantiles = quantiles.head(classes).reset_index(drop=True)
-    quantiles["requests"] = _scale(quantiles["requests"], fraction)
-    quantiles["with_thinking"] = _scale(quantiles["with_thinking"], fraction)
-    kept = set(zip(quantiles["task_type"], quantiles["tier"], strict=True))
-    histogram = pd.DataFrame([b for b in bins if (b["task_type"], b["tier"]) in kept], columns=histogram_columns)
-    histogram["requests"] = _scale(histogram["requests"], fraction) if len(histogram) else []
-    histogram = histogram.sort_values(["task_type", "tier", "bin_start"]).reset_index(drop=True)
-    quantiles = quantiles[quantile_columns]
-    quantiles.attrs["sample_fraction"] = histogram.attrs["sample_fraction"] = fraction
-    return {"quantiles": quantiles, "histogram": histogram}
+    if df.empty:
+        return _empty(columns, fraction)
+    reasoning = df["reasoning_tokens"].astype("float64")
+    grouped = reasoning.groupby([df["task_type"], df["tier"]], observed=True, sort=False)
+    out = pd.DataFrame({"requests": grouped.size(), "with_thinking": (reasoning > 0).groupby(
+        [df["task_type"], df["tier"]], observed=True, sort=False).sum()})
+    levels = grouped.quantile([0.5, 0.9, 0.95, 0.99]).unstack()
+    levels.columns = list(QUANTILE_NAMES)
+    out = out.join(levels).reset_index()
+    out = out[out["with_thinking"] > 0].astype({"task_type": str, "tier": "int64"})
+    out = out.sort_values(["requests", "task_type", "tier"], ascending=[False, True, True]).head(classes)
+    out["requests"] = _scale(out["requests"], fraction)
+    out["with_thinking"] = _scale(out["with_thinking"], fraction)
+    return _finish(out, columns, fraction)
 
 
 def latency_by_tier(project_ids: Sequence[int], start: datetime, end: datetime,
@@ -1352,25 +1432,26 @@ def latency_by_tier(project_ids: Sequence[int], start: datetime, end: datetime,
     columns = ["tier", "requests", "duration_p50", "duration_p95", "ttft_requests", "ttft_p50", "ttft_p95"]
     df = _calls(calls, project_ids, start, end, filters)
     fraction = df.attrs.get("sample_fraction", 1.0)
-    rows = []
-    for tier, group in df.groupby("tier", sort=True):
-        ttft = group["ttft_ms"][group["ttft_ms"] > 0]
-        rows.append({"tier": int(tier), "requests": len(group),
-                     "duration_p50": _quantile(group["duration_ms"], 0.5),
-                     "duration_p95": _quantile(group["duration_ms"], 0.95), "ttft_requests": len(ttft),
-                     "ttft_p50": _quantile(ttft, 0.5), "ttft_p95": _quantile(ttft, 0.95)})
-    out = pd.DataFrame(rows, columns=columns)
-    if len(out):
-        out["requests"] = _scale(out["requests"], fraction)
-        out["ttft_requests"] = _scale(out["ttft_requests"], fraction)
-    out.attrs["sample_fraction"] = fraction
-    return out
+    if df.empty:
+        return _empty(columns, fraction)
+    tiers = df["tier"].astype("int64")
+    duration = df["duration_ms"].astype("float64").groupby(tiers, sort=True).quantile([0.5, 0.95]).unstack()
+    streamed = df["ttft_ms"] > 0
+    ttft = df.loc[streamed, "ttft_ms"].astype("float64").groupby(tiers[streamed]).quantile([0.5, 0.95]).unstack()
+    out = pd.DataFrame({"requests": tiers.groupby(tiers).size(), "duration_p50": duration[0.5],
+                        "duration_p95": duration[0.95], "ttft_requests": streamed.groupby(tiers).sum()})
+    out["ttft_p50"] = ttft[0.5] if len(ttft) else math.nan
+    out["ttft_p95"] = ttft[0.95] if len(ttft) else math.nan
+    out = out.rename_axis("tier").reset_index()
+    out["requests"] = _scale(out["requests"], fraction)
+    out["ttft_requests"] = _scale(out["ttft_requests"], fraction)
+    return _finish(out, columns, fraction)
 
 
 def escalation_rate_by_task_type(project_ids: Sequence[int], start: datetime, end: datetime,
                                  filters: Filters | None = None, calls: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per task type: requests, escalated (requests with more than one LLM attempt), llm_calls
-    and rate (escalated ÷ requests).
+    and rate (escalated ÷ requests), busiest first.
 
     A request is the LLM calls sharing ``thinkmeter.request_id`` (the ``request_id``
     column) or, for calls without one, the calls of one trace.
@@ -1379,19 +1460,18 @@ def escalation_rate_by_task_type(project_ids: Sequence[int], start: datetime, en
     df = _calls(calls, project_ids, start, end, filters)
     fraction = df.attrs.get("sample_fraction", 1.0)
     if df.empty:
-        out = _empty(columns)
-        out.attrs["sample_fraction"] = fraction
-        return out
-    attempts = df.groupby(["project_id", "task_type", "request_key"], sort=False).size().rename("attempts")
-    per_task = attempts.reset_index().groupby("task_type", sort=False)["attempts"]
-    out = pd.DataFrame({"requests": per_task.size(), "escalated": per_task.apply(lambda a: int((a > 1).sum())),
-                        "llm_calls": per_task.sum()}).reset_index()
-    out["rate"] = (out["escalated"] / out["requests"]).astype(float)
+        return _empty(columns, fraction)
+    attempts = df.groupby(["project_id", "task_type", "request_key"], observed=True, sort=False).size()
+    per_request = pd.DataFrame({"task_type": attempts.index.get_level_values("task_type"),
+                                "attempts": attempts.to_numpy(), "escalated": attempts.to_numpy() > 1})
+    grouped = per_request.groupby("task_type", observed=True, sort=False)
+    out = pd.DataFrame({"requests": grouped.size(), "escalated": grouped["escalated"].sum(),
+                        "llm_calls": grouped["attempts"].sum()}).reset_index().astype({"task_type": str})
+    out["rate"] = out["escalated"] / out["requests"]
     for column in ("requests", "escalated", "llm_calls"):
         out[column] = _scale(out[column], fraction)
-    out = out.sort_values(["requests", "task_type"], ascending=[False, True]).reset_index(drop=True)[columns]
-    out.attrs["sample_fraction"] = fraction
-    return out
+    out = out.sort_values(["requests", "task_type"], ascending=[False, True])
+    return _finish(out, columns, fraction)
 
 
 def quality_vs_reasoning(project_ids: Sequence[int], start: datetime, end: datetime,
@@ -1401,26 +1481,23 @@ def quality_vs_reasoning(project_ids: Sequence[int], start: datetime, end: datet
     reasoning_effort), the calls with a quality (span column, else the trace's latest
     ``score_name`` score; with ``calls=`` given, the score it was fetched with). Columns:
     task_type, tier, thinking_budget, reasoning_effort, scored (calls with a quality read),
-    requests (scored calls in the whole range), mean_reasoning_tokens, mean_quality,
-    mean_cost (float USD); groups with fewer than ``min_samples`` scored calls are left out."""
+    requests (scored calls in the whole range), mean_reasoning_tokens, mean_quality;
+    groups with fewer than ``min_samples`` scored calls are left out."""
     columns = ["task_type", "tier", "thinking_budget", "reasoning_effort", "scored", "requests",
-               "mean_reasoning_tokens", "mean_quality", "mean_cost"]
+               "mean_reasoning_tokens", "mean_quality"]
     df = _calls(calls, project_ids, start, end, filters, score_name=score_name)
     fraction = df.attrs.get("sample_fraction", 1.0)
     scored = df[df["quality"].notna()]
     if scored.empty:
-        out = _empty(columns)
-        out.attrs["sample_fraction"] = fraction
-        return out
+        return _empty(columns, fraction)
     keys = ["task_type", "tier", "thinking_budget", "reasoning_effort"]
-    grouped = scored.astype({"reasoning_tokens": "float64"}).groupby(keys, sort=True)
+    grouped = scored.astype({"reasoning_tokens": "float64"}).groupby(keys, observed=True, sort=True)
     out = pd.DataFrame({"scored": grouped.size(), "mean_reasoning_tokens": grouped["reasoning_tokens"].mean(),
-                        "mean_quality": grouped["quality"].mean(), "mean_cost": grouped["cost"].mean()}).reset_index()
-    out = out[out["scored"] >= min_samples].reset_index(drop=True)
-    out["requests"] = _scale(out["scored"], fraction) if len(out) else []
-    out = out[columns]
-    out.attrs["sample_fraction"] = fraction
-    return out
+                        "mean_quality": grouped["quality"].mean()}).reset_index()
+    out = out[out["scored"] >= min_samples].astype({"task_type": str, "reasoning_effort": str, "tier": "int64",
+                                                    "thinking_budget": "int64"})
+    out["requests"] = _scale(out["scored"], fraction)
+    return _finish(out, columns, fraction)
 
 
 def budget_vs_used(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
@@ -1431,18 +1508,21 @@ def budget_vs_used(project_ids: Sequence[int], start: datetime, end: datetime, f
     columns = ["trace_id", "task_type", "tier", "model", "thinking_budget", "reasoning_tokens", "ratio"]
     df = _calls(calls, project_ids, start, end, filters)
     fraction = df.attrs.get("sample_fraction", 1.0)
-    chosen = df[df["thinking_budget"] > 0].sort_values("pick").head(sample).copy()
-    chosen["ratio"] = chosen["reasoning_tokens"].astype(float) / chosen["thinking_budget"].astype(float)
-    out = chosen[columns].reset_index(drop=True)
-    out.attrs["sample_fraction"] = fraction
-    return out
+    if df.empty:
+        return _empty(columns, fraction)
+    chosen = df[df["thinking_budget"] > 0].nsmallest(sample, "pick")
+    out = chosen.astype({"trace_id": str, "task_type": str, "model": str, "tier": "int64",
+                         "thinking_budget": "int64", "reasoning_tokens": "int64"})
+    out["ratio"] = out["reasoning_tokens"] / out["thinking_budget"]
+    return _finish(out, columns, fraction)
 
 
 def runaway_traces(project_ids: Sequence[int], start: datetime, end: datetime, limit: int = 25,
                    filters: Filters | None = None) -> list[dict[str, Any]]:
     """The newest traces with a runaway call (``runaway = 1``; with ``filters``, a runaway call
-    matching them), as :func:`search_traces` rows. Looks at the newest hours first and
-    widens the window until it has ``limit`` traces."""
+    matching them), as :func:`search_traces` rows, newest first. Looks at the newest hours
+    first and widens the window until it has ``limit`` traces; their rows are computed
+    from :data:`TRACE_LOOKBACK` before the oldest runaway call found (as trace search does)."""
     ids = _ids(project_ids)
     if not ids:
         return []
@@ -1454,21 +1534,48 @@ def runaway_traces(project_ids: Sequence[int], start: datetime, end: datetime, l
         where, params = _where(ids, window_start, end, trace_filters, counted=False)
         params["limit"] = limit
         found = clickhouse.execute(
-            f"""SELECT trace_id, min(start_time) AS first FROM spans WHERE {where} AND runaway = 1
-            GROUP BY trace_id ORDER BY first DESC, trace_id LIMIT {{limit:UInt32}}""",
-            params, tag="pages.runaway_traces", projects=ids,
+            f"""SELECT trace_id, toUnixTimestamp64Nano(min(start_time)) AS first_ns FROM spans
+            WHERE {where} AND runaway = 1
+            GROUP BY trace_id ORDER BY first_ns DESC, trace_id LIMIT {{limit:UInt32}}""",
+            params, tag="pages.runaway_traces.find", projects=ids,
         )
         if len(found) >= limit:
             break
     if not found:
         return []
+    oldest = _ns_to_dt(min(int(r["first_ns"]) for r in found))
     search = TraceSearch(ids, start, end, limit=limit)
-    sql, params = _trace_query(search, start, [r["trace_id"] for r in found])
+    sql, params = _trace_query(search, max(start, oldest - TRACE_LOOKBACK), [r["trace_id"] for r in found])
     slugs = project_slugs(ids)
     return [_trace_row(r, slugs) for r in clickhouse.execute(sql, params, tag="pages.runaway_traces", projects=ids)]
 
 
 # ---------------------------------------------------------------- page data: prices
+
+def rollup_rows_sql(columns: str, start: datetime, end: datetime, filters: Filters | None = None,
+                    ) -> tuple[str, dict[str, Any]]:
+    """``SELECT {columns}`` over the rollup rows of the range widened to whole hours:
+    ``usage_daily`` for its whole days, ``usage_hourly`` for the other hours (UNION ALL;
+    ``filters`` on :data:`HOURLY_DIMENSIONS` only)."""
+    lo, hi = floor_hour(as_utc(start)), ceil_hour(as_utc(end))
+    parts, params = [], {}
+    for index, (table, segments) in enumerate(by_table(cover(lo, max(hi, lo + timedelta(hours=1)), ROLLUP_LEVELS))):
+        where, seg_params = source_where(table, segments, index, filters or {})
+        parts.append(f"SELECT {columns} FROM {table} WHERE {where}")
+        params.update(seg_params)
+    return "\nUNION ALL\n".join(parts), params
+
+
+def unpriced_requests(project_ids: Sequence[int], start: datetime, end: datetime) -> int:
+    """LLM calls without a price (``priced = false``: left out of every sum) in the range
+    widened to whole hours, from the rollups."""
+    if not _ids(project_ids):
+        return 0
+    union, params = rollup_rows_sql("unpriced", start, end)
+    rows = clickhouse.execute(f"SELECT sum(unpriced) AS n FROM ({union})", params, tag="pages.unpriced_requests",
+                              projects=_ids(project_ids))
+    return int(rows[0]["n"] or 0) if rows else 0
+
 
 def unpriced_models(project_ids: Sequence[int], start: datetime, end: datetime) -> pd.DataFrame:
     """Models whose LLM calls had no price (``priced = false``), from the hourly rollup (the

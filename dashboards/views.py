@@ -305,7 +305,7 @@ def engineering(request: HttpRequest) -> HttpResponse:
         quality = page_data.quality_points(ids, pf)
         budget = page_data.budget_used(ids, pf)
         charts += [
-            chart("reasoning", figures.reasoning_distribution(distribution["quantiles"])),
+            chart("reasoning", figures.reasoning_distribution(distribution)),
             chart("latency", figures.latency_by_tier(latency)),
             chart("escalation", figures.escalation_rate(escalation)),
             chart("frontier", figures.quality_frontier(quality)),

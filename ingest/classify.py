@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ingest.decode import DecodedSpan
 from ingest.normalize import Normalized
+from thinkmeter import generations
 
 UNCLASSIFIED = "unclassified"
 REFRESH_S = 30.0
@@ -44,12 +45,21 @@ def apply(rules: list[Rule], span: DecodedSpan, n: Normalized) -> tuple[str, int
 
 
 class RuleCache:
+    """Rules per project, read again after REFRESH_S or when any process changed rules
+    (:data:`thinkmeter.generations.classification_rules`)."""
+
     def __init__(self) -> None:
         self._rules: dict[int, tuple[float, list[Rule]]] = {}
         self._lock = threading.Lock()
+        self._generation: str | None = None
 
     def rules_for(self, project_id: int) -> list[Rule]:
         now = time.monotonic()
+        generation = generations.classification_rules.current()
+        if generation != self._generation:
+            with self._lock:
+                self._rules.clear()
+                self._generation = generation
         cached = self._rules.get(project_id)
         if cached and now - cached[0] < REFRESH_S:
             return cached[1]
@@ -66,11 +76,13 @@ class RuleCache:
         return rules
 
     def invalidate(self, project_id: int | None = None) -> None:
+        """Forget rules here now, and tell every other process."""
         with self._lock:
             if project_id is None:
                 self._rules.clear()
             else:
                 self._rules.pop(project_id, None)
+        generations.classification_rules.bump()
 
 
 rule_cache = RuleCache()

@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 STATUSES = ("unset", "ok", "error")
 MAX_JSON_DEPTH = 64
+MAX_TIME_NS = 2**63 - 1  # the last instant DateTime64(9) (and an Arrow timestamp) holds: 2262-04-11
 # Inflate at most this much per step: the limit is checked between steps, and memory
 # stays at the output so far (one large step would buffer its output twice).
 INFLATE_STEP = 1 << 20
@@ -126,17 +127,14 @@ class UnsupportedEncoding(ValueError):
     """Content-Encoding we do not speak (HTTP 415)."""
 
 
+SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+
+
 def any_value(value: Any) -> Any:
     """Convert an OTLP AnyValue to a Python value; arrays and maps become JSON text."""
     which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value
-    if which == "int_value":
-        return value.int_value
-    if which == "double_value":
-        return value.double_value
-    if which == "bool_value":
-        return value.bool_value
+    if which in SCALARS:
+        return getattr(value, which)
     if which == "array_value":
         return json.dumps([_plain(v) for v in value.array_value.values], separators=(",", ":"))
     if which == "kvlist_value":
@@ -156,7 +154,14 @@ def _plain(value: Any) -> Any:
 
 
 def attributes(kvs: Any) -> dict[str, Any]:
-    return {kv.key: any_value(kv.value) for kv in kvs}
+    """Key → Python value; the scalar cases inline (this runs for every attribute of every span)."""
+    out: dict[str, Any] = {}
+    scalars = SCALARS
+    for kv in kvs:
+        value = kv.value
+        which = value.WhichOneof("value")
+        out[kv.key] = getattr(value, which) if which in scalars else any_value(value)
+    return out
 
 
 def from_proto(request: ExportTraceServiceRequest) -> DecodedBatch:
@@ -178,6 +183,9 @@ def from_proto(request: ExportTraceServiceRequest) -> DecodedBatch:
                     continue
                 if parent and len(parent) != 8:
                     batch.reject(f"span {span.name!r}: parent_span_id must be 8 bytes or empty")
+                    continue
+                if span.start_time_unix_nano > MAX_TIME_NS or span.end_time_unix_nano > MAX_TIME_NS:
+                    batch.reject(f"span {span.name!r}: timestamps must be before 2262-04-11")
                     continue
                 if span.end_time_unix_nano and span.end_time_unix_nano < span.start_time_unix_nano:
                     batch.reject(f"span {span.name!r}: ends before it starts")

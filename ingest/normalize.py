@@ -111,6 +111,27 @@ def _from_metadata(metadata: dict[str, Any], concept: str) -> Any:
     return None
 
 
+# Per attribute name: (concept hits as ((concept, rank), ...), is a text attribute, name as
+# stored). Names repeat from span to span, so each is worked out once.
+_KeyInfo = tuple[tuple[tuple[str, int], ...], bool, str]
+_key_info: dict[str, _KeyInfo] = {}
+KEY_INFO_KEPT = 100_000
+
+
+def _info(key: str) -> _KeyInfo:
+    info = _key_info.get(key)
+    if info is None:
+        hits = tuple(hit for hit in (
+            (INDEX[key] if key in INDEX else None),
+            (("request_model", REQUEST_MODEL_INDEX[key][1]) if key in REQUEST_MODEL_INDEX else None),
+        ) if hit is not None)
+        info = (hits, key.startswith(aliases.TEXT_PREFIXES), key if len(key) <= 256 else key[:256])
+        if len(_key_info) >= KEY_INFO_KEPT:
+            _key_info.clear()
+        _key_info[key] = info
+    return info
+
+
 def scan(attrs: dict[str, Any]) -> tuple[dict[str, tuple[int, Any, str]], dict[str, str], list[tuple[str, Any]]]:
     """One pass over a span's (or resource's) attributes.
 
@@ -121,25 +142,21 @@ def scan(attrs: dict[str, Any]) -> tuple[dict[str, tuple[int, Any, str]], dict[s
     found: dict[str, tuple[int, Any, str]] = {}
     stored: dict[str, str] = {}
     texts: list[tuple[str, Any]] = []
+    key_info = _key_info
+    limit = MAX_ATTRIBUTE_CHARS
     for key, value in attrs.items():
-        hit = INDEX.get(key)
-        if hit is not None and value is not None and value != "":
-            concept, rank = hit
-            previous = found.get(concept)
-            if previous is None or rank < previous[0]:
-                found[concept] = (rank, value, key)
-            second = REQUEST_MODEL_INDEX.get(key)
-            if second is not None:
-                previous = found.get("request_model")
-                if previous is None or second[1] < previous[0]:
-                    found["request_model"] = (second[1], value, key)
-        if key.startswith(aliases.TEXT_PREFIXES):
+        info = key_info.get(key) or _info(key)
+        hits = info[0]
+        if hits and value is not None and value != "":
+            for concept, rank in hits:
+                previous = found.get(concept)
+                if previous is None or rank < previous[0]:
+                    found[concept] = (rank, value, key)
+        if info[1]:
             texts.append((key, value))
             continue
         text = value if type(value) is str else _to_text(value)
-        if len(text) > MAX_ATTRIBUTE_CHARS:
-            text = text[:MAX_ATTRIBUTE_CHARS] + TRUNCATION_MARKER
-        stored[key if len(key) <= 256 else key[:256]] = text
+        stored[info[2]] = text if len(text) <= limit else text[:limit] + TRUNCATION_MARKER
     return found, stored, texts
 
 
@@ -153,10 +170,15 @@ def _to_text(value: Any) -> str:
 
 @dataclass(slots=True)
 class ResourceInfo:
-    """What a resource contributes, computed once per resource, shared by its spans."""
+    """What a resource contributes, computed once per resource, shared by its spans.
+
+    ``fallback`` holds the values a span may take from its resource (every concept but
+    the span-only ones), by concept.
+    """
 
     found: dict[str, tuple[int, Any, str]]
     stored: dict[str, str]
+    fallback: dict[str, Any]
 
 
 _resource_cache: dict[int, tuple[dict[str, Any], ResourceInfo]] = {}
@@ -167,7 +189,7 @@ def resource_info(resource: dict[str, Any]) -> ResourceInfo:
     if cached is not None and cached[0] is resource:
         return cached[1]
     found, stored, _ = scan(resource)
-    info = ResourceInfo(found, stored)
+    info = ResourceInfo(found, stored, {c: hit[1] for c, hit in found.items() if c not in SPAN_ONLY})
     if len(_resource_cache) > 256:
         _resource_cache.clear()
     _resource_cache[id(resource)] = (resource, info)
@@ -176,6 +198,8 @@ def resource_info(resource: dict[str, Any]) -> ResourceInfo:
 
 def as_int(value: Any) -> int | None:
     """Integers may arrive as ints, floats or strings ("1200", "1.2e3")."""
+    if type(value) is int:
+        return value if value >= 0 else None
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -331,12 +355,11 @@ def normalize(span: DecodedSpan) -> Normalized:
     found, stored, texts = scan(attrs)
     res = resource_info(span.resource)
     rfound = res.found
-
-    def pick(concept: str) -> Any:
-        hit = found.get(concept)
-        if hit is None and concept not in SPAN_ONLY:
-            hit = rfound.get(concept)
-        return None if hit is None else hit[1]
+    # concept → value, the span's own first, then its resource's (span-only concepts excepted)
+    values = dict(res.fallback)
+    for concept, hit in found.items():
+        values[concept] = hit[1]
+    pick = values.get
 
     def count(concept: str) -> int | None:
         hit = found.get(concept)

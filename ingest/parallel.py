@@ -65,7 +65,7 @@ def prepare(project_id: int, body: bytes, content_type: str, encoding: str, api_
 
 # --- worker side -------------------------------------------------------------------------
 
-_projects: dict[int, tuple[float, object]] = {}
+_projects: dict[int, tuple[float, str | None, object]] = {}  # (read at, generation, project)
 
 
 def _init_worker() -> None:
@@ -80,14 +80,17 @@ def _ping(_: int) -> int:
 
 
 def _project(project_id: int) -> object:
+    """The project, read again after PROJECT_CACHE_S or when any process saved a project."""
+    from thinkmeter import generations
     from thinkmeter.models import Project
 
     now = time.monotonic()
+    generation = generations.projects.current()
     cached = _projects.get(project_id)
-    if cached is None or now - cached[0] > PROJECT_CACHE_S:
-        cached = (now, Project.objects.get(pk=project_id))
+    if cached is None or now - cached[0] > PROJECT_CACHE_S or cached[1] != generation:
+        cached = (now, generation, Project.objects.get(pk=project_id))
         _projects[project_id] = cached
-    return cached[1]
+    return cached[2]
 
 
 def _prepare(

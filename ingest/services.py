@@ -20,10 +20,10 @@ import pyarrow as pa
 from django.conf import settings
 
 from ingest import classify, decode, writer
-from ingest.catalog import catalog
+from ingest.catalog import Entry, catalog
 from ingest.decode import DecodedBatch, DecodedSpan
 from ingest.normalize import TRUNCATION_MARKER, Normalized, normalize
-from ingest.pricing import price_nanos
+from ingest.pricing import Rates, price_nanos
 from ingest.redact import redact
 from ingest.rows import SpanRows
 from thinkmeter import metrics
@@ -48,39 +48,77 @@ def _text(value: str, store: bool) -> str:
     return value if len(value) <= MAX_TEXT_CHARS else value[:MAX_TEXT_CHARS] + TRUNCATION_MARKER
 
 
+class Pricer:
+    """Catalog look-ups for one batch: each model's entry and each (entry, day)'s rates once."""
+
+    # Spans of one quarter hour share a calendar day in any time zone (offsets are whole
+    # quarter hours), so rates are looked up per quarter hour instead of per span.
+    QUARTER_HOUR_NS = 900 * 1_000_000_000
+
+    def __init__(self, project_id: int) -> None:
+        self.project_id = project_id
+        self._entries: dict[str, Entry | None] = {}
+        self._rates: dict[tuple[int, int], Rates | None] = {}
+
+    def entry(self, model: str) -> Entry | None:
+        try:
+            return self._entries[model]
+        except KeyError:
+            found = self._entries[model] = catalog.match(self.project_id, model)
+            return found
+
+    def rates(self, entry: Entry, start_ns: int) -> Rates | None:
+        key = (entry.id, start_ns // self.QUARTER_HOUR_NS)
+        try:
+            return self._rates[key]
+        except KeyError:
+            found = self._rates[key] = entry.rates_on(date.fromtimestamp(start_ns // 1_000_000_000))
+            return found
+
+
 def build_row(
-    project: Project, span: DecodedSpan, n: Normalized, rules: list[classify.Rule], api_key_id: int
+    project: Project, span: DecodedSpan, n: Normalized, rules: list[classify.Rule], api_key_id: int,
+    pricer: Pricer | None = None,
 ) -> tuple[Any, ...]:
     """One spans-table row (in rows.COLUMNS order): classification, tier fallback and price.
 
-    ``api_key_id`` is the pk of the API key that sent the span (0 when none did).
+    ``api_key_id`` is the pk of the API key that sent the span (0 when none did);
+    ``pricer`` shares catalog look-ups across a batch.
     """
-    task_type, tier = n.task_type, n.tier
-    if not task_type and n.has_usage:
+    project_id = project.pk
+    if pricer is None:
+        pricer = Pricer(project_id)
+    task_type, tier, has_usage = n.task_type, n.tier, n.has_usage
+    if not task_type and has_usage:
         task_type, rule_tier = classify.apply(rules, span, n) if rules else (classify.UNCLASSIFIED, None)
         tier = tier or rule_tier or 0
-    entry = catalog.match(project.pk, n.model) if n.model else None
+    entry = pricer.entry(n.model) if n.model else None
     provider = n.provider or (entry.provider if entry else "")
-    if not tier and entry and n.has_usage:
+    if not tier and entry and has_usage:
         tier = entry.tier
-    parts, price_id, priced = NO_COST, 0, not n.has_usage
-    if n.has_usage and entry is not None:
-        rates = entry.rates_on(date.fromtimestamp(span.start_ns // 1_000_000_000))
+    parts, price_id, priced = NO_COST, 0, not has_usage
+    if has_usage and entry is not None:
+        rates = pricer.rates(entry, span.start_ns)
         if rates is not None:
             parts = price_nanos(rates.micro, n.input_tokens, n.cache_read_tokens, n.cache_write_tokens,
                                 n.output_tokens, n.reasoning_tokens)
             price_id, priced = rates.price_id, True
+    store_prompts = project.store_prompts
+    name, status_message = span.name, span.status_message
     return (
-        project.pk, api_key_id, span.trace_id, span.span_id, span.parent_span_id, span.name[:1000], span.kind,
-        span.start_ns, max(span.end_ns - span.start_ns, 0), span.status, span.status_message[:4000],
+        project_id, api_key_id, span.trace_id, span.span_id, span.parent_span_id,
+        name if len(name) <= 1000 else name[:1000], span.kind,
+        span.start_ns, max(span.end_ns - span.start_ns, 0), span.status,
+        status_message if len(status_message) <= 4000 else status_message[:4000],
         n.service, n.environment, span.scope, provider, n.model, n.request_model, n.operation, task_type, tier,
         n.user_id, n.session_id, n.request_id, n.response_id, n.thinking_budget, n.reasoning_effort, n.ttft_ms,
         n.input_tokens, n.cache_read_tokens, n.cache_write_tokens, n.output_tokens, n.reasoning_tokens,
-        n.reasoning_estimated, n.has_usage, 0,
-        parts[0], parts[1], parts[2], parts[3], parts[4], sum(parts),
+        n.reasoning_estimated, has_usage, 0,
+        parts[0], parts[1], parts[2], parts[3], parts[4], parts[0] + parts[1] + parts[2] + parts[3] + parts[4],
         Decimal(n.reported_cost) if n.reported_cost is not None else None,
         price_id, priced, n.quality, 0,
-        _text(n.prompt_text, project.store_prompts), _text(n.completion_text, project.store_prompts),
+        _text(n.prompt_text, store_prompts) if n.prompt_text else "",
+        _text(n.completion_text, store_prompts) if n.completion_text else "",
         n.attributes, n.resource_attributes,
     )
 
@@ -94,9 +132,10 @@ def prepare(project: Project, batch: DecodedBatch, api_key_id: int) -> pa.Table:
     normalized = [normalize(span) for span in batch.spans]
     normalized_at = time.perf_counter()
     rules = classify.rule_cache.rules_for(project.pk)
+    pricer = Pricer(project.pk)
     rows = SpanRows(project.pk)
-    for span, n in zip(batch.spans, normalized, strict=True):
-        rows.append(build_row(project, span, n, rules, api_key_id))
+    rows.rows = [build_row(project, span, n, rules, api_key_id, pricer)
+                 for span, n in zip(batch.spans, normalized, strict=True)]
     table = rows.to_arrow()
     STAGES["normalize"] += normalized_at - started
     STAGES["price"] += time.perf_counter() - normalized_at

@@ -6,6 +6,11 @@ failed), so a request is answered 200 only for stored data. While a flush runs, 
 submissions queue up and go out together in the next one. The writer thread also
 decides ``counted`` (see :mod:`ingest.dedup`); doing it on this one thread means two
 concurrent copies of a batch cannot both be counted.
+
+An insert has a large fixed cost (tens to hundreds of milliseconds in embedded mode,
+whatever its size), so a flush waits up to ``settings.INGEST_LINGER_MS`` after its first
+submission arrived for others to join it; under load the queue is already full when the
+previous flush ends and nothing waits.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from thinkmeter import metrics
 log = logging.getLogger(__name__)
 MAX_FLUSH_ROWS = 100_000
 WAIT_TIMEOUT_S = 120.0
+DEFAULT_LINGER_S = 0.1
 COUNTED = COLUMNS.index("counted")
 
 
@@ -59,6 +65,14 @@ class Submission:
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
     counted: int = 0
+    queued_at: float = field(default_factory=time.monotonic)
+
+
+def linger_s() -> float:
+    """How long a flush waits for more submissions after its first one arrived."""
+    from django.conf import settings
+
+    return max(float(getattr(settings, "INGEST_LINGER_MS", DEFAULT_LINGER_S * 1000)), 0.0) / 1000
 
 
 def embedded() -> bool:
@@ -99,15 +113,18 @@ class Writer:
         return submission.counted
 
     def _run(self) -> None:
+        linger = linger_s()
         while True:
             first = self._queue.get()
             if first is None:
                 return
             batch = [first]
             size = first.table.num_rows
+            deadline = first.queued_at + linger
             while size < MAX_FLUSH_ROWS:
+                wait = deadline - time.monotonic()
                 try:
-                    more = self._queue.get_nowait()
+                    more = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:

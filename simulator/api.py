@@ -53,6 +53,10 @@ class RunDetailSerializer(RunSerializer):
         fields = [*RunSerializer.Meta.fields, "result"]
 
 
+class RunListSerializer(serializers.Serializer):
+    runs = RunSerializer(many=True)
+
+
 class CreateSerializer(serializers.Serializer):
     policy = serializers.JSONField(help_text="The policy: an object, or JSON/YAML text.")
     name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
@@ -85,7 +89,8 @@ def _target_project(request: Request, body_slug: str) -> Project:
 
 
 class SimulationListView(APIView):
-    @extend_schema(summary="List simulation runs", parameters=[PROJECT], responses=RunSerializer(many=True))
+    @extend_schema(summary="List simulation runs", parameters=[PROJECT], responses=RunListSerializer,
+                   operation_id="simulations_list")
     def get(self, request: Request) -> Response:
         require_key_scope(request, "read")
         projects = scoped_projects(request)

@@ -109,13 +109,18 @@ def project(db: None) -> Any:
     return _project("acme", "acme")
 
 
-@pytest.fixture
-def project_key(project: Any) -> str:
-    """The secret of a new key for ``project`` with scopes ingest, read and write."""
+def _key(project: Any) -> str:
+    """The secret of a new key for ``project`` with every scope (ingest, read and write)."""
     from thinkmeter.models import SCOPES, ApiKey
 
     _, secret = ApiKey.issue(project, SCOPES, name="test key")
     return secret
+
+
+@pytest.fixture
+def project_key(project: Any) -> str:
+    """The secret of a new key for ``project`` with scopes ingest, read and write."""
+    return _key(project)
 
 
 @pytest.fixture
@@ -126,10 +131,8 @@ def other_project(db: None) -> Any:
 
 @pytest.fixture
 def other_project_key(other_project: Any) -> str:
-    from thinkmeter.models import SCOPES, ApiKey
-
-    _, secret = ApiKey.issue(other_project, SCOPES, name="test key")
-    return secret
+    """The secret of a new key for ``other_project`` with scopes ingest, read and write."""
+    return _key(other_project)
 
 
 @pytest.fixture(scope="session")

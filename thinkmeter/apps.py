@@ -1,4 +1,4 @@
-"""App configuration: validates CLICKHOUSE_URL at start-up without opening ClickHouse."""
+"""App configuration: validates CLICKHOUSE_URL at start-up without opening ClickHouse; connects signals."""
 
 from __future__ import annotations
 
@@ -17,3 +17,7 @@ class ThinkmeterConfig(AppConfig):
             config()
         except ClickHouseConfigError as exc:
             raise ImproperlyConfigured(str(exc)) from exc
+
+        from thinkmeter import signals
+
+        signals.connect()

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import models
+from django.db import DatabaseError, models
 from django.utils import timezone
 
 KEY_PREFIX = "tm_"
@@ -101,10 +102,18 @@ class ApiKey(models.Model):
         return scope in self.scopes
 
     def touch(self) -> None:
-        """Record use, at most once a minute per key (no write per request)."""
+        """Record use, at most once a minute per key (no write per request).
+
+        Bookkeeping only: when the write fails (the database locked by concurrent
+        requests) it is logged and skipped, never failing the request that used the key.
+        """
         now = timezone.now()
         if self.last_used_at is None or now - self.last_used_at > timedelta(minutes=1):
-            ApiKey.objects.filter(pk=self.pk).update(last_used_at=now)
+            try:
+                ApiKey.objects.filter(pk=self.pk).update(last_used_at=now)
+            except DatabaseError as exc:
+                logging.getLogger(__name__).warning("could not record the use of API key %s…: %s", self.prefix, exc)
+                return
             self.last_used_at = now
 
     def revoke(self) -> None:

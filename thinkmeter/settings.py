@@ -33,6 +33,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "THINKMETER_MAX_SPANS_PER_REQUEST": "spans accepted in one export request (default 50000)",
     "THINKMETER_RATE_LIMIT_PER_SECOND": "ingest requests per second per API key (default 200)",
     "THINKMETER_INGEST_PROCESSES": "worker processes `manage.py serve` starts for decoding spans (default: CPU count)",
+    "THINKMETER_INGEST_LINGER_MS": "how long a span insert waits for more requests to join it (default 100)",
     "THINKMETER_BASE_URL": "public URL of this installation, used in alert links (default http://127.0.0.1:8000)",
     "THINKMETER_LOG_LEVEL": "log level (default INFO)",
 }
@@ -157,6 +158,7 @@ OTLP_MAX_SPANS_PER_REQUEST = int(env("THINKMETER_MAX_SPANS_PER_REQUEST", "50000"
 OTLP_RATE_LIMIT_PER_SECOND = float(env("THINKMETER_RATE_LIMIT_PER_SECOND", "200"))
 OTLP_GRPC_PORT = int(env("THINKMETER_GRPC_PORT", "4317"))
 INGEST_PROCESSES = int(env("THINKMETER_INGEST_PROCESSES") or os.cpu_count() or 1)
+INGEST_LINGER_MS = float(env("THINKMETER_INGEST_LINGER_MS", "100"))
 BASE_URL = env("THINKMETER_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 CLICKHOUSE_URL = env("CLICKHOUSE_URL", "chdb://var/clickhouse")
@@ -194,6 +196,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "AlertKindEnum": "alerts.models.AlertRule.Kind",
+        "ChannelKindEnum": "alerts.models.Channel.Kind",
+    },
     # Every operation's error answers (400/401/403/404/503) are documented too.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

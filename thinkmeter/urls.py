@@ -22,3 +22,6 @@ urlpatterns = [
     path("", include("alerts.urls")),
     path("", include("simulator.urls")),
 ]
+
+# Paths no route matches: JSON under /api/ and /v1/, the HTML page elsewhere.
+handler404 = "thinkmeter.views.not_found"

@@ -27,8 +27,6 @@ from typing import Any
 import anthropic
 import httpx2
 import openai
-from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
@@ -108,28 +106,36 @@ class Drop(SpanExporter):
         pass
 
 
-def calls() -> dict[str, Callable[[], Any]]:
+MESSAGES: Any = [{"role": "user", "content": "Capital of France?"}]
+CHAT_KWARGS: dict[str, Any] = {"model": "o3-mini", "messages": MESSAGES, "reasoning_effort": "high"}
+CLAUDE_KWARGS: dict[str, Any] = {"model": "claude-sonnet-4-5", "max_tokens": 4096, "messages": MESSAGES,
+                                 "thinking": {"type": "enabled", "budget_tokens": 2048}}
+
+
+def clients() -> tuple[openai.OpenAI, anthropic.Anthropic]:
+    """Real openai and anthropic clients whose HTTP requests :func:`handler` answers in memory."""
     transport = httpx2.MockTransport(handler)
     oai = openai.OpenAI(api_key="sk-bench", base_url="http://provider.invalid/v1",
                         http_client=httpx2.Client(transport=transport))
     claude = anthropic.Anthropic(api_key="sk-bench", base_url="http://provider.invalid", open_telemetry=False,
                                  http_client=httpx2.Client(transport=transport))
-    messages: Any = [{"role": "user", "content": "Capital of France?"}]
+    return oai, claude
+
+
+def calls() -> dict[str, Callable[[], Any]]:
+    oai, claude = clients()
 
     def chat() -> Any:
-        return oai.chat.completions.create(model="o3-mini", messages=messages, reasoning_effort="high")
+        return oai.chat.completions.create(**CHAT_KWARGS)
 
     def chat_stream() -> Any:
-        return list(oai.chat.completions.create(model="o3-mini", messages=messages, stream=True,
-                                                stream_options={"include_usage": True}))
+        return list(oai.chat.completions.create(**CHAT_KWARGS, stream=True, stream_options={"include_usage": True}))
 
     def message() -> Any:
-        return claude.messages.create(model="claude-sonnet-4-5", max_tokens=4096, messages=messages,
-                                      thinking={"type": "enabled", "budget_tokens": 2048})
+        return claude.messages.create(**CLAUDE_KWARGS)
 
     def message_stream() -> Any:
-        return list(claude.messages.create(model="claude-sonnet-4-5", max_tokens=4096, messages=messages,
-                                           thinking={"type": "enabled", "budget_tokens": 2048}, stream=True))
+        return list(claude.messages.create(**CLAUDE_KWARGS, stream=True))
 
     return {"openai.chat": chat, "openai.chat.stream": chat_stream, "anthropic.messages": message,
             "anthropic.messages.stream": message_stream}
@@ -154,8 +160,8 @@ def sdk_work_us(name: str, provider: TracerProvider, n: int, rounds: int) -> dic
                 begun = instrumentation._begin(target, resource, kwargs)
                 assert begun is not None
                 call, request = begun
-                token = otel_context.attach(trace.set_span_in_context(call.span))
-                otel_context.detach(token)
+                with instrumentation._current(call):
+                    pass
                 if stream:
                     observer = target.adapter.observer(call, request)
                     for item in result:
@@ -170,24 +176,16 @@ def sdk_work_us(name: str, provider: TracerProvider, n: int, rounds: int) -> dic
 
 def _work_cases() -> dict[str, Callable[[], tuple[str, dict[str, Any], Any, Any, bool]]]:
     apis = calls()
-    transport = httpx2.MockTransport(handler)
-    oai = openai.OpenAI(api_key="sk-bench", base_url="http://provider.invalid/v1",
-                        http_client=httpx2.Client(transport=transport))
-    claude = anthropic.Anthropic(api_key="sk-bench", base_url="http://provider.invalid", open_telemetry=False,
-                                 http_client=httpx2.Client(transport=transport))
-    messages: Any = [{"role": "user", "content": "Capital of France?"}]
-    chat_kwargs: dict[str, Any] = {"model": "o3-mini", "messages": messages, "reasoning_effort": "high"}
-    claude_kwargs: dict[str, Any] = {"model": "claude-sonnet-4-5", "max_tokens": 4096, "messages": messages,
-                     "thinking": {"type": "enabled", "budget_tokens": 2048}}
+    oai, claude = clients()
     chat_label = "openai.resources.chat.completions.Completions.create"
     claude_label = "anthropic.resources.messages.Messages.create"
     return {
-        "openai.chat": lambda: (chat_label, chat_kwargs, oai.chat.completions, apis["openai.chat"](), False),
-        "openai.chat.stream": lambda: (chat_label, {**chat_kwargs, "stream": True}, oai.chat.completions,
+        "openai.chat": lambda: (chat_label, CHAT_KWARGS, oai.chat.completions, apis["openai.chat"](), False),
+        "openai.chat.stream": lambda: (chat_label, {**CHAT_KWARGS, "stream": True}, oai.chat.completions,
                                        apis["openai.chat.stream"](), True),
-        "anthropic.messages": lambda: (claude_label, claude_kwargs, claude.messages, apis["anthropic.messages"](),
+        "anthropic.messages": lambda: (claude_label, CLAUDE_KWARGS, claude.messages, apis["anthropic.messages"](),
                                        False),
-        "anthropic.messages.stream": lambda: (claude_label, {**claude_kwargs, "stream": True}, claude.messages,
+        "anthropic.messages.stream": lambda: (claude_label, {**CLAUDE_KWARGS, "stream": True}, claude.messages,
                                               apis["anthropic.messages.stream"](), True),
     }
 

@@ -12,183 +12,32 @@ The queue name is unique per run, so concurrent test runs on one Redis do not me
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 
 from alerts import tasks
 from alerts.models import AlertEvent, Channel, Delivery, DeliveryAttempt
 from alerts.runtime import runtime
 from tests.alerts.helpers import baseline, call, make_rule, send
 from tests.alerts.receiver import Answer, Receiver
+from tests.support.celery_worker import BASE_URL, Worker, start_worker, through_redis, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 13
-REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
-BASE_URL = "https://thinkmeter.example.com"
+REDIS_URL = "redis://127.0.0.1:6379/13"
 START_TIMEOUT = 40.0
 DELIVERY_TIMEOUT = 30.0
-
-
-def redis_running() -> None:
-    try:
-        socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=1).close()
-    except OSError:
-        message = f"Redis is not running on {REDIS_HOST}:{REDIS_PORT}"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def database_url() -> str:
-    """The test database, as DATABASE_URL for the worker process."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        name = str(db["NAME"])
-        assert os.path.isabs(name) and "mode=memory" not in name, f"the test database must be a file, not {name}"
-        return f"sqlite:///{name}"
-    if db["ENGINE"].endswith(("postgresql", "postgis")):
-        auth = quote(db["USER"] or "", safe="") + (":" + quote(db["PASSWORD"], safe="") if db["PASSWORD"] else "")
-        host = f"{auth}@" if auth else ""
-        return f"postgres://{host}{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
-    pytest.fail(f"no DATABASE_URL form for {db['ENGINE']}")
-
-
-@dataclass
-class Worker:
-    process: subprocess.Popen[str]
-    queue: str
-    lines: list[str] = field(default_factory=list)
-
-    def output(self) -> str:
-        return "".join(self.lines[-200:])
-
-    def wait_for_line(self, text: str, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(text in line for line in list(self.lines)):
-                return True
-            if self.process.poll() is not None:
-                return False
-            time.sleep(0.05)
-        return False
 
 
 @pytest.fixture
 def worker(tmp_path: Path) -> Iterator[Worker]:
     """``celery -A thinkmeter worker -P solo`` on a queue of its own, pointed at the test database."""
-    redis_running()
-    queue = f"thinkmeter-test-{uuid.uuid4().hex[:12]}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "thinkmeter.settings",
-        "CELERY_BROKER_URL": REDIS_URL,
-        "DATABASE_URL": database_url(),
-        "CLICKHOUSE_URL": "chdb://" + str(tmp_path / "worker-chdb"),  # never opened by these tasks
-        "THINKMETER_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
-        "THINKMETER_BASE_URL": BASE_URL,
-        "PYTHONUNBUFFERED": "1",
-    }
-    command = [sys.executable, "-m", "celery", "-A", "thinkmeter", "worker", "-P", "solo", "-Q", queue,
-               "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
-               "--loglevel", "INFO"]
-    process = subprocess.Popen(command, cwd=django_settings.BASE_DIR, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    found = Worker(process, queue)
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            found.lines.append(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        yield found
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        reader.join(timeout=5)
-        _forget_queue(queue)
-
-
-def _forget_queue(queue: str) -> None:
-    """Remove the run's queue and kombu's bookkeeping of it from Redis (keys and set members)."""
-    import redis
-
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
-    name = queue.encode()
-    try:
-        for key in list(client.scan_iter("*")):
-            if name in key:
-                client.delete(key)
-            elif key.startswith(b"_kombu.binding"):
-                kind = client.type(key)
-                if kind == b"set":
-                    for member in client.smembers(key):
-                        if name in member:
-                            client.srem(key, member)
-                elif kind == b"zset":
-                    for member in client.zrange(key, 0, -1):
-                        if name in member:
-                            client.zrem(key, member)
-    finally:
-        client.close()
-
-
-@contextmanager
-def through_redis(settings: Any, queue: str) -> Iterator[None]:
-    """This process queues tasks on Redis (server mode), to ``queue``, for the duration."""
-    from thinkmeter.celery import app
-
-    def reset_pools() -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
-            app._pool = None
-        app.amqp._producer_pool = None
-
-    previous = app.conf.broker_url
-    settings.CELERY_BROKER_URL = REDIS_URL
-    settings.ALERTS_TASK_QUEUE = queue
-    reset_pools()
-    app.conf.broker_url = REDIS_URL
-    try:
-        yield
-    finally:
-        reset_pools()
-        app.conf.broker_url = previous
-
-
-def wait_until(predicate: Any, timeout: float, worker: Worker, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if worker.process.poll() is not None:
-            pytest.fail(f"the Celery worker exited while waiting for {what}:\n{worker.output()}")
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}; worker output:\n{worker.output()}")
+    with start_worker(REDIS_URL, tmp_path / "worker-chdb") as started:
+        yield started
 
 
 def test_worker_fires_and_delivers_exactly_once_through_500_and_429(
@@ -210,7 +59,7 @@ def test_worker_fires_and_delivers_exactly_once_through_500_and_429(
         assert worker.wait_for_line("ready.", START_TIMEOUT), f"the worker did not start:\n{worker.output()}"
 
         wild, calm = call(3 * p95), call(int(1.5 * p95))
-        with through_redis(settings, worker.queue):
+        with through_redis(settings, worker.queue, REDIS_URL):
             send(project_key, [calm, wild])  # the hook queues alerts.fire_runaway on Redis
             wait_until(lambda: Delivery.objects.filter(status="delivered").exists(), DELIVERY_TIMEOUT, worker,
                        "the delivery")

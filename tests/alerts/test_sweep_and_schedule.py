@@ -95,7 +95,8 @@ def test_quota_warns_at_80_fires_at_100_and_resolves(
     assert services.evaluate_rule(rule) == []
     event.refresh_from_db()
     assert event.state == "resolved" and event.resolved_by == "auto"
-    assert Notification.objects.order_by("-id").first().reason == "resolved"
+    latest = Notification.objects.order_by("-id").first()
+    assert latest is not None and latest.reason == "resolved"
 
 
 def test_quota_per_session_with_filters_reads_spans(ch: Any, project: Any, project_key: str) -> None:

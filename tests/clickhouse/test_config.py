@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,36 @@ def test_django_start_up_fails_on_a_bad_url() -> None:
     assert "ImproperlyConfigured" in result.stderr
     assert ACCEPTED_FORMS in result.stderr
     assert "'mysql'" in result.stderr
+
+
+def test_alt_hosts_to_fail_over_to() -> None:
+    cfg = parse_clickhouse_url("clickhouse://u:p@ch-s1-r1:9000/tm?alt_hosts=ch-s1-r2:9000,ch-s2-r1", BASE)
+    assert (cfg.host, cfg.port, cfg.database) == ("ch-s1-r1", 9000, "tm")
+    assert cfg.alt_hosts == ("ch-s1-r2:9000", "ch-s2-r1:9000")
+    assert "failing over to ch-s1-r2:9000, ch-s2-r1:9000" in cfg.describe()
+    assert parse_clickhouse_url("clickhouses://u:p@a/db?alt_hosts=b", BASE).alt_hosts == ("b:9440",)
+    assert parse_clickhouse_url("clickhouse://u:p@a/db", BASE).alt_hosts == ()
+
+
+@pytest.mark.parametrize("query", ["alt_hosts=b:x", "alt_hosts=:9000", "hosts=b"])
+def test_bad_alt_hosts(query: str) -> None:
+    with pytest.raises(ClickHouseConfigError, match="alt_hosts|unknown parameters"):
+        parse_clickhouse_url(f"clickhouse://u:p@a:9000/db?{query}", BASE)
+
+
+@pytest.mark.server
+def test_fails_over_to_an_alt_host(clickhouse_server_url: str) -> None:
+    """The first host is a closed port; the driver goes on to the real server (Debian's 18.16)."""
+    from thinkmeter.clickhouse.client import make_transport
+
+    real = parse_clickhouse_url(clickhouse_server_url, BASE)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    url = f"clickhouse://{real.user}:@127.0.0.1:{closed}/{real.database}?alt_hosts=127.0.0.1:{real.port}"
+    transport = make_transport(parse_clickhouse_url(url, BASE))
+    try:
+        rows = transport.query_arrow("SELECT 1 AS one", {}, {}, "tests.config.alt_hosts").to_pylist()
+    finally:
+        transport.close()
+    assert rows == [{"one": 1}]

@@ -10,8 +10,6 @@ parameterized query are proven on chdb instead.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +18,7 @@ import pyarrow as pa
 import pytest
 from django.test import override_settings
 
+from tests.support.clickhouse_server import server_ctl
 from thinkmeter import clickhouse
 from thinkmeter.clickhouse import ClickHouseError, ClickHouseUnavailable
 from thinkmeter.clickhouse.client import Transport, make_transport
@@ -31,16 +30,6 @@ pytestmark = pytest.mark.server
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = "t_native"
 ROWS = 100_000
-
-
-def _server_ctl(action: str) -> None:
-    ctl = os.environ.get("THINKMETER_TEST_CLICKHOUSE_CTL")
-    if not ctl:
-        message = "THINKMETER_TEST_CLICKHOUSE_CTL is not set: run the suite with `make test`"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(message)
-        pytest.skip(message)
-    subprocess.run([ctl, action], check=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -146,14 +135,14 @@ def test_errors_are_mapped(native: Transport) -> None:
 
 def test_reconnects_after_the_server_restarts(native: Transport) -> None:
     assert _one(native, "SELECT 1 AS one") == {"one": 1}
-    _server_ctl("stop")
+    server_ctl("stop")
     try:
         with pytest.raises(ClickHouseUnavailable) as info:
             native.query_arrow("SELECT 1 AS one", {}, {}, "tests.native.down")
         assert info.value.tag == "tests.native.down"
         assert "cannot reach" in info.value.message
     finally:
-        _server_ctl("start")
+        server_ctl("start")
     # The first statement after the restart succeeds, on a fresh connection.
     assert _one(native, "SELECT 2 AS two", "tests.native.after_restart") == {"two": 2}
     assert _one(native, f"SELECT count() AS c FROM {TABLE}")["c"] == ROWS

@@ -181,31 +181,24 @@ def _spans(rows: list[dict[str, Any]]) -> pa.Table:
 
 
 def test_rollups_count_only_counted_rows_and_merge_quantiles(ch: ModuleType) -> None:
-    batch_a = [
-        {
-            "span_id": f"s{i}",
-            "start_time": HOUR + dt.timedelta(minutes=i),
-            "input_tokens": 1000,
-            "output_tokens": 500 + 100 * i,
-            "reasoning_tokens": 100 * i,
-            "duration_ns": i * 1_000_000_000,
-            "cost_total": Decimal("0.000000001") * i + Decimal("0.1"),
-        }
-        for i in range(1, 6)
-    ]
-    batch_b = [
-        {
-            "span_id": f"s{i}",
-            "start_time": HOUR + dt.timedelta(minutes=i),
-            "input_tokens": 1000,
-            "output_tokens": 500 + 100 * i,
-            "reasoning_tokens": 100 * i,
-            "duration_ns": i * 1_000_000_000,
-            "cost_total": Decimal("0.000000001") * i + Decimal("0.2"),
-            "user_id": "u2",
-        }
-        for i in range(6, 11)
-    ]
+    def spans_of(numbers: range, cost: str, **columns: Any) -> list[dict[str, Any]]:
+        """Span ``s<i>`` for each i: i minutes into the hour, 100·i reasoning tokens, i seconds long."""
+        return [
+            {
+                "span_id": f"s{i}",
+                "start_time": HOUR + dt.timedelta(minutes=i),
+                "input_tokens": 1000,
+                "output_tokens": 500 + 100 * i,
+                "reasoning_tokens": 100 * i,
+                "duration_ns": i * 1_000_000_000,
+                "cost_total": Decimal("0.000000001") * i + Decimal(cost),
+                **columns,
+            }
+            for i in numbers
+        ]
+
+    batch_a = spans_of(range(1, 6), "0.1")
+    batch_b = spans_of(range(6, 11), "0.2", user_id="u2")
     # A re-sent copy of batch A, stored for the trace view with counted = 0, and with
     # numbers so large that counting them would be impossible to miss.
     resent = [{**row, "counted": 0, "reasoning_tokens": 10**9, "output_tokens": 10**9, "cost_total": Decimal(99)}

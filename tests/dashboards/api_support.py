@@ -14,6 +14,7 @@ from typing import Any
 from django.test import Client
 from rest_framework.test import APIClient
 
+from tests.dashboards.pages_support import person
 from tests.ingest.otlp_builders import llm_span, new_span_id, new_trace_id, post_spans, span_dict, start_ns_of
 
 # USD per million tokens: input, cache read, cache write, output, reasoning
@@ -70,18 +71,10 @@ def base_time() -> datetime:
 def call(model: str, start: datetime, *, task_type: str = "", tier: int | None = None, user: str = "",
          session: str = "", trace_id: str | None = None, parent_span_id: str = "", response_id: str = "",
          extra: dict[str, Any] | None = None, **usage: Any) -> dict[str, Any]:
-    """One LLM call span with our attributes."""
-    attributes: dict[str, Any] = dict(extra or {})
-    if task_type:
-        attributes["thinkmeter.task_type"] = task_type
-    if tier is not None:
-        attributes["thinkmeter.tier"] = tier
-    if user:
-        attributes["user.id"] = user
-    if session:
-        attributes["session.id"] = session
-    if response_id:
-        attributes["gen_ai.response.id"] = response_id
+    """One LLM call span with our attributes (those left empty are not sent)."""
+    ours = {"thinkmeter.task_type": task_type, "thinkmeter.tier": tier, "user.id": user, "session.id": session,
+            "gen_ai.response.id": response_id}
+    attributes = {**(extra or {}), **{name: value for name, value in ours.items() if value not in ("", None)}}
     return llm_span(model, start=start, trace_id=trace_id or new_trace_id(), parent_span_id=parent_span_id,
                     attributes=attributes, **usage)
 
@@ -105,16 +98,8 @@ def key_client(secret: str) -> APIClient:
 def person_client(django_user_model: Any, username: str, project: Any | None = None, role: str | None = None,
                   superuser: bool = False) -> APIClient:
     """An API client logged in (session) as a new user with ``role`` in ``project``'s organization."""
-    from thinkmeter.models import Membership
-
-    if superuser:
-        user = django_user_model.objects.create_superuser(username=username, password="pw", email="")
-    else:
-        user = django_user_model.objects.create_user(username=username, password="pw")
-    if project is not None and role is not None:
-        Membership.objects.create(user=user, organization=project.organization, role=role)
     client = APIClient()
-    client.force_login(user)
+    client.force_login(person(django_user_model, username, project, role, superuser))
     return client
 
 

@@ -95,7 +95,7 @@ CHANNEL_BODY = {"kind": "webhook", "name": "mine", "url": "http://127.0.0.1:9/mi
 PRICE_BODY = {"model": "a-model", "provider": "openai", "pattern": "^a-model$", "tier": 1,
               "rates": [{"effective_from": "2024-01-01", "input": "1", "output": "2"}]}
 SCORE_BODY = {"trace_id": "{b_trace}", "name": "quality", "value": 0.9}
-CLASS_RULE_BODY = {"field": "name", "pattern": "^x$", "task_type": "mine"}
+CLASS_RULE_BODY = {"field": "span_name", "pattern": "^x$", "task_type": "mine"}
 FULL_GROUP = "group_by=model,user_id,session_id,service,environment,task_type,project"
 
 

@@ -188,7 +188,7 @@ def build_world(project: Any, other_project: Any, django_user_model: Any, settin
     PriceRate.objects.create(model_price=price, effective_from="2020-01-01", input="1.5", output="6",
                              reasoning="6", cache_read="0.5", cache_write="2")
     catalog.invalidate()
-    class_rule = ClassificationRule.objects.create(project=other_project, field="name", pattern="^never-matches-b$",
+    class_rule = ClassificationRule.objects.create(project=other_project, field="span_name", pattern="^never-matches-b$",
                                                    task_type=markers["class_rule_task"])
 
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)

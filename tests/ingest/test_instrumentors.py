@@ -186,6 +186,24 @@ def requests_of(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [request for summary in summaries for request in summary["requests"]]
 
 
+Row = dict[str, Any]
+
+
+def sdk_pairs(target: Target, summaries: list[dict[str, Any]], scope: str) -> list[tuple[Row, Row, Row]]:
+    """(request, instrumentor's row, Anthropic SDK's row) per provider request, after checking that
+    every call was stored exactly twice: once by the instrumentation ``scope``, once by the SDK."""
+    rows = stored(target)
+    requests = requests_of(summaries)
+    assert len(rows) == 2 * len(requests)
+    pairs = []
+    for request in requests:
+        pair = rows_for(rows, request["response_id"])
+        by_scope = {row["instrumentation"]: row for row in pair}
+        assert len(pair) == 2 and set(by_scope) == {scope, SDK_SCOPE}, pair
+        pairs.append((request, by_scope[scope], by_scope[SDK_SCOPE]))
+    return pairs
+
+
 def catalog_rates(provider: str, day: date) -> Rates:
     """The shipped catalog's rates for the provider's test model on ``day``, read from the JSON file
     (not through the matcher under test), with the database id of that rate period."""
@@ -381,15 +399,9 @@ def test_openllmetry_anthropic_with_sdk_spans_counts_once(provider: FakeProvider
         receiver.server.stop(0).wait()
     assert [s["protocol"] for s in summaries] == ["http", "grpc"]
     # Each call: OpenLLMetry's span and the SDK's, roots of two traces; both stored, counted once.
-    rows = stored(target)
-    requests = requests_of(summaries)
-    assert len(rows) == 2 * len(requests)
+    pairs = sdk_pairs(target, summaries, "opentelemetry.instrumentation.anthropic")
     counted = []
-    for request in requests:
-        pair = rows_for(rows, request["response_id"])
-        by_scope = {row["instrumentation"]: row for row in pair}
-        assert len(pair) == 2 and set(by_scope) == {"opentelemetry.instrumentation.anthropic", SDK_SCOPE}, pair
-        ours, sdk = by_scope["opentelemetry.instrumentation.anthropic"], by_scope[SDK_SCOPE]
+    for request, ours, sdk in pairs:
         assert ours["trace_id"] != sdk["trace_id"] and not ours["parent_span_id"] and not sdk["parent_span_id"]
         # OpenLLMetry: input already includes the cache (2800); the thinking text is captured in full
         # as a "reasoning" output part, so reasoning is estimated from it. Streamed, it adds
@@ -404,9 +416,9 @@ def test_openllmetry_anthropic_with_sdk_spans_counts_once(provider: FakeProvider
                         "thinking_budget": THINKING_BUDGET, "operation": "chat"})
         check_ttft(sdk, streamed=request["stream"])
         assert ours["counted"] + sdk["counted"] == 1, f"response {request['response_id']} counted twice or never"
-        counted += [r for r in pair if r["counted"]]
-    check_sums(target, len(requests), counted)
-    assert sum(r["input_tokens"] for r in counted) == 2800 * len(requests)
+        counted += [r for r in (ours, sdk) if r["counted"]]
+    check_sums(target, len(pairs), counted)
+    assert sum(r["input_tokens"] for r in counted) == 2800 * len(pairs)
 
 
 def test_openlit_anthropic_with_sdk_spans_counts_once(provider: FakeProvider, target: Target) -> None:
@@ -418,17 +430,11 @@ def test_openlit_anthropic_with_sdk_spans_counts_once(provider: FakeProvider, ta
         Run("openlit-anthropic", provider, ("--calls", "2")),
         Run("openlit-anthropic", provider, ("--stream",)),
     )
-    rows = stored(target)
-    requests = requests_of(summaries)
-    assert len(rows) == 2 * len(requests)
+    pairs = sdk_pairs(target, summaries, "openlit.instrumentation.anthropic")
     counted = []
-    for request in requests:
-        pair = rows_for(rows, request["response_id"])
-        by_scope = {row["instrumentation"]: row for row in pair}
-        assert len(pair) == 2 and set(by_scope) == {"openlit.instrumentation.anthropic", SDK_SCOPE}, pair
-        ours, sdk = by_scope["openlit.instrumentation.anthropic"], by_scope[SDK_SCOPE]
+    for request, ours, sdk in pairs:
         # One trace: the SDK's span is a child of OpenLIT's.
-        assert sdk["trace_id"] == ours["trace_id"] and sdk["parent_span_id"] == ours["span_id"], pair
+        assert sdk["trace_id"] == ours["trace_id"] and sdk["parent_span_id"] == ours["span_id"], (ours, sdk)
         # OpenLIT reports Anthropic's raw input (300, without cache) under gen_ai.usage.input_tokens:
         # normalized to 2800. It captures no thinking text (reasoning unknown: 0) and no budget.
         check_row(ours, {**ANTHROPIC, **ASSOCIATED, "reasoning_tokens": 0, "reasoning_estimated": False,
@@ -439,7 +445,7 @@ def test_openlit_anthropic_with_sdk_spans_counts_once(provider: FakeProvider, ta
                         "thinking_budget": THINKING_BUDGET, "operation": "chat"})
         check_ttft(sdk, streamed=request["stream"])
         # The descendant rule: the parent's usage is the child's, so only the child counts.
-        assert (ours["counted"], sdk["counted"]) == (0, 1), pair
+        assert (ours["counted"], sdk["counted"]) == (0, 1), (ours, sdk)
         counted.append(sdk)
-    check_sums(target, len(requests), counted)
-    assert sum(r["input_tokens"] for r in counted) == 2800 * len(requests)
+    check_sums(target, len(pairs), counted)
+    assert sum(r["input_tokens"] for r in counted) == 2800 * len(pairs)

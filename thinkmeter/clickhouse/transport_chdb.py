@@ -123,6 +123,7 @@ class ChdbTransport:
         return result
 
     def command(self, sql: str, params: dict[str, Any], settings: dict[str, Any], tag: str) -> None:
+        _forget_result_types()  # DDL may change what a statement returns
         statement = self._with_settings(sql, settings)
         with self._connection() as conn:
             try:
@@ -183,17 +184,47 @@ def _element(value: Any) -> str:
 
 
 _DATETIME = re.compile(r"^(?:Nullable\()?DateTime(?:\('([^']+)'\))?\)?$")
+_result_types: dict[str, dict[str, str]] = {}
+_result_types_lock = threading.Lock()
+RESULT_TYPES_KEPT = 512
+
+
+def _forget_result_types() -> None:
+    with _result_types_lock:
+        _result_types.clear()
+
+
+def _result_type_names(conn: Any, sql: str, params: dict[str, Any]) -> dict[str, str] | None:
+    """Column name → ClickHouse type of a statement's result, from ``DESCRIBE (<statement>)``
+    (analysis only, no execution); None for a statement DESCRIBE cannot wrap (SHOW, EXISTS...).
+
+    Remembered per statement text: bound parameters are typed in the text
+    (``{name:Type}``), so their values never change the result's types, and
+    :meth:`ChdbTransport.command` (every DDL statement) forgets them all.
+    """
+    with _result_types_lock:
+        known = _result_types.get(sql)
+    if known is not None:
+        return known
+    try:
+        described = conn.query(f"DESCRIBE ({sql.rstrip().rstrip(';')})", "ArrowTable", params=_params(params))
+    except Exception:
+        return None
+    types = dict(zip(described.column("name").to_pylist(), described.column("type").to_pylist(), strict=True))
+    with _result_types_lock:
+        if len(_result_types) >= RESULT_TYPES_KEPT:
+            _result_types.clear()
+        _result_types[sql] = types
+    return types
 
 
 def _datetimes(conn: Any, sql: str, params: dict[str, Any], table: pa.Table) -> pa.Table:
     """ClickHouse's Arrow output writes DateTime (32-bit) as plain uint32 seconds, like a
-    UInt32 column; DESCRIBE the query (analysis only, no execution) to find the DateTime
-    columns and return them as timestamps, as the server transport does."""
-    try:
-        described = conn.query(f"DESCRIBE ({sql.rstrip().rstrip(';')})", "ArrowTable", params=_params(params))
-    except Exception:  # a statement DESCRIBE cannot wrap (SHOW, EXISTS...): leave it as it is
+    UInt32 column; the result's types (:func:`_result_type_names`) tell the DateTime
+    columns apart, which are returned as timestamps, as the server transport does."""
+    types = _result_type_names(conn, sql, params)
+    if types is None:  # a statement DESCRIBE cannot wrap: leave it as it is
         return table
-    types = dict(zip(described.column("name").to_pylist(), described.column("type").to_pylist(), strict=True))
     for index, field in enumerate(table.schema):
         match = _DATETIME.match(types.get(field.name, "")) if pa.types.is_uint32(field.type) else None
         if match:

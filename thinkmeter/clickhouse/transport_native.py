@@ -50,6 +50,7 @@ class NativeTransport:
                 connect_timeout=5,
                 send_receive_timeout=300,
                 settings={"use_numpy": False},
+                **({"alt_hosts": ",".join(self.config.alt_hosts)} if self.config.alt_hosts else {}),
             )
             self._local.client = client
         return client

@@ -62,18 +62,10 @@ class MessagesAdapter:
 
     def request(self, resource: Any, kwargs: dict[str, Any], options: Options, capture: bool) -> Request:
         stream = kwargs.get("stream") is True
-        model = g.scalar(kwargs.get("model"))
-        attributes: dict[str, Any] = {g.OPERATION: "chat", g.PROVIDER: PROVIDER}
-        if isinstance(model, str):
-            attributes[g.REQUEST_MODEL] = model
-        max_tokens = g.as_int(kwargs.get("max_tokens"))
-        if max_tokens is not None:
-            attributes[g.REQUEST_MAX_TOKENS] = max_tokens
-        if stream:
-            attributes[g.REQUEST_STREAM] = True
-        temperature = g.scalar(kwargs.get("temperature"))
-        if isinstance(temperature, int | float) and not isinstance(temperature, bool):
-            attributes[g.REQUEST_TEMPERATURE] = float(temperature)
+        output_config = kwargs.get("output_config")
+        name, attributes = g.chat_request(
+            PROVIDER, resource, kwargs, stream, max_tokens=g.as_int(kwargs.get("max_tokens")),
+            effort=output_config.get("effort") if isinstance(output_config, dict) else None)
         thinking = kwargs.get("thinking")
         if isinstance(thinking, dict):
             kind = g.scalar(thinking.get("type"))
@@ -83,10 +75,6 @@ class MessagesAdapter:
             if budget is not None:
                 attributes[g.THINKING_BUDGET] = budget
                 attributes[g.ANTHROPIC_BUDGET] = budget
-        output_config = kwargs.get("output_config")
-        if isinstance(output_config, dict) and isinstance(output_config.get("effort"), str):
-            attributes[g.REASONING_EFFORT] = output_config["effort"]
-        attributes.update(g.server_attributes(resource))
         if capture:
             messages = g.input_messages(kwargs.get("messages"))
             if messages is not None:
@@ -94,7 +82,7 @@ class MessagesAdapter:
             system = kwargs.get("system")
             if isinstance(system, str) or (isinstance(system, list) and system):
                 attributes[g.SYSTEM_INSTRUCTIONS] = g.to_json(g.text_parts(system))
-        return Request(f"chat {model}" if model else "chat", attributes, kwargs, stream)
+        return Request(name, attributes, kwargs, stream)
 
     def response(self, call: Call, request: Request, result: Any) -> None:
         content = get(result, "content")

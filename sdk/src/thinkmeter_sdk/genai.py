@@ -98,6 +98,30 @@ def server_attributes(resource: Any) -> dict[str, Any]:
     return attributes
 
 
+def chat_request(provider: str, resource: Any, kwargs: Mapping[str, Any], stream: bool, *,
+                 max_tokens: int | None, effort: Any = None) -> tuple[str, dict[str, Any]]:
+    """The span name and the attributes every provider's chat request has.
+
+    Operation, provider, requested model, ``max_tokens``, stream, temperature, the reasoning
+    ``effort`` (when a string) and the server's address; each adapter adds its own.
+    """
+    model = scalar(kwargs.get("model"))
+    attributes: dict[str, Any] = {OPERATION: "chat", PROVIDER: provider}
+    if isinstance(model, str):
+        attributes[REQUEST_MODEL] = model
+    if max_tokens is not None:
+        attributes[REQUEST_MAX_TOKENS] = max_tokens
+    if stream:
+        attributes[REQUEST_STREAM] = True
+    temperature = scalar(kwargs.get("temperature"))
+    if isinstance(temperature, int | float) and not isinstance(temperature, bool):
+        attributes[REQUEST_TEMPERATURE] = float(temperature)
+    if isinstance(effort, str):
+        attributes[REASONING_EFFORT] = effort
+    attributes.update(server_attributes(resource))
+    return f"chat {model}" if model else "chat", attributes
+
+
 def to_json(value: Any) -> str:
     return json.dumps(value, default=_jsonable, ensure_ascii=False)
 

@@ -25,13 +25,14 @@ is then their parent, and Thinkmeter counts the call's usage once (the descendan
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
 import os
 import types
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -268,6 +269,19 @@ def _replace(stream: Any, iterator: Any, call: Call, observer: Observer, is_asyn
         stream.__dict__["close"] = close
 
 
+@contextlib.contextmanager
+def _current(call: Call) -> Iterator[None]:
+    """Around the provider call: our span is the current one, and an exception fails it (and goes on)."""
+    token = otel_context.attach(trace.set_span_in_context(call.span))
+    try:
+        yield
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    finally:
+        otel_context.detach(token)
+
+
 def make_wrapper(target: Target, original: Callable[..., Any]) -> Callable[..., Any]:
     if target.is_async:
         @functools.wraps(original)
@@ -276,14 +290,8 @@ def make_wrapper(target: Target, original: Callable[..., Any]) -> Callable[..., 
             if begun is None:
                 return await original(self, *args, **kwargs)
             call, request = begun
-            token = otel_context.attach(trace.set_span_in_context(call.span))
-            try:
+            with _current(call):
                 result = await original(self, *args, **request.kwargs)
-            except BaseException as exc:
-                call.fail(exc)
-                raise
-            finally:
-                otel_context.detach(token)
             return _complete(target, call, request, result)
 
         wrapper: Callable[..., Any] = async_wrapper
@@ -294,14 +302,8 @@ def make_wrapper(target: Target, original: Callable[..., Any]) -> Callable[..., 
             if begun is None:
                 return original(self, *args, **kwargs)
             call, request = begun
-            token = otel_context.attach(trace.set_span_in_context(call.span))
-            try:
+            with _current(call):
                 result = original(self, *args, **request.kwargs)
-            except BaseException as exc:
-                call.fail(exc)
-                raise
-            finally:
-                otel_context.detach(token)
             return _complete(target, call, request, result)
 
         wrapper = sync_wrapper

@@ -24,20 +24,6 @@ from thinkmeter_sdk.instrumentation import Options, Request
 PROVIDER = "openai"
 
 
-def _request(resource: Any, kwargs: dict[str, Any], stream: bool) -> tuple[str, dict[str, Any]]:
-    model = g.scalar(kwargs.get("model"))
-    attributes: dict[str, Any] = {g.OPERATION: "chat", g.PROVIDER: PROVIDER}
-    if isinstance(model, str):
-        attributes[g.REQUEST_MODEL] = model
-    if stream:
-        attributes[g.REQUEST_STREAM] = True
-    temperature = g.scalar(kwargs.get("temperature"))
-    if isinstance(temperature, int | float) and not isinstance(temperature, bool):
-        attributes[g.REQUEST_TEMPERATURE] = float(temperature)
-    attributes.update(g.server_attributes(resource))
-    return f"chat {model}" if model else "chat", attributes
-
-
 def usage_attributes(usage: Any, chat: bool) -> dict[str, Any]:
     """Chat ``usage`` (prompt/completion) or Responses ``usage`` (input/output) as attributes."""
     if chat:
@@ -61,13 +47,9 @@ class ChatAdapter:
 
     def request(self, resource: Any, kwargs: dict[str, Any], options: Options, capture: bool) -> Request:
         stream = kwargs.get("stream") is True
-        name, attributes = _request(resource, kwargs, stream)
-        max_tokens = g.as_int(kwargs.get("max_completion_tokens")) or g.as_int(kwargs.get("max_tokens"))
-        if max_tokens is not None:
-            attributes[g.REQUEST_MAX_TOKENS] = max_tokens
-        effort = g.scalar(kwargs.get("reasoning_effort"))
-        if isinstance(effort, str):
-            attributes[g.REASONING_EFFORT] = effort
+        name, attributes = g.chat_request(
+            PROVIDER, resource, kwargs, stream, effort=g.scalar(kwargs.get("reasoning_effort")),
+            max_tokens=g.as_int(kwargs.get("max_completion_tokens")) or g.as_int(kwargs.get("max_tokens")))
         state: dict[str, Any] = {}
         if capture:
             messages = g.input_messages(kwargs.get("messages"))
@@ -187,13 +169,10 @@ class ResponsesAdapter:
 
     def request(self, resource: Any, kwargs: dict[str, Any], options: Options, capture: bool) -> Request:
         stream = kwargs.get("stream") is True
-        name, attributes = _request(resource, kwargs, stream)
-        max_tokens = g.as_int(kwargs.get("max_output_tokens"))
-        if max_tokens is not None:
-            attributes[g.REQUEST_MAX_TOKENS] = max_tokens
-        effort = g.scalar(get(kwargs.get("reasoning"), "effort")) if isinstance(kwargs.get("reasoning"), dict) else None
-        if isinstance(effort, str):
-            attributes[g.REASONING_EFFORT] = effort
+        reasoning = kwargs.get("reasoning")
+        name, attributes = g.chat_request(
+            PROVIDER, resource, kwargs, stream, max_tokens=g.as_int(kwargs.get("max_output_tokens")),
+            effort=g.scalar(reasoning.get("effort")) if isinstance(reasoning, dict) else None)
         if capture:
             messages = g.input_messages(kwargs.get("input"))
             if messages is not None:

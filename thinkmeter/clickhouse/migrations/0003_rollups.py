@@ -1,4 +1,4 @@
-"""Hourly rollups of counted LLM calls, fed by materialized views on ``spans``.
+"""Rollups of counted LLM calls, fed by materialized views on ``spans``.
 
 Grain, chosen for the dashboards and the usage API:
 - ``usage_hourly``: (project, hour, service, environment, provider, model, operation,
@@ -7,18 +7,25 @@ Grain, chosen for the dashboards and the usage API:
   hours × active combinations rows (a few thousand per project per day) instead of
   millions of spans. user_id and session_id are left out: they would multiply the
   row count by the number of users and make the rollup as big as the raw table.
+- ``usage_daily``: the same dimensions per UTC day (created by migration 0005), 24 times
+  fewer rows: whole days of a range read it, the ragged hours ``usage_hourly``.
 - ``usage_daily_users``: (project, day, user_id, task_type, tier, model) for top users
-  and per-user quotas, where a day is fine enough.
+  and per-user quotas, where a day is fine enough; ``usage_daily_user_totals``: (project,
+  day, user_id) only (created by migration 0005), 5 times fewer rows, for top users
+  without a filter.
 Group-bys on session or at sub-hour grain read ``spans`` directly.
 
 Only rows with ``counted = 1`` reach the views, so a re-sent batch (stored with
 counted = 0) never adds to a sum. Aggregated source columns are qualified (``spans.x``) where a sum's alias shadows them.
-Quantile states allow p50/p90/p95/p99 of reasoning
-tokens, cost and duration per any grouping of the grain.
+Quantile states (:data:`STATE_SOURCES`) allow p50/p90/p95/p99 of reasoning tokens, cost,
+duration and time to first token per any grouping of the grain; the time-to-first-token
+state leaves out calls that reported none (``ttft_ms = 0``: not streamed), as t-digests
+skip NaN.
 
 The views' SELECT is :func:`rollup_select`, importable so that ``ingest.reprice`` can
 rebuild a range of a rollup with exactly the query the view runs (mutations on
-``spans`` do not reach materialized views).
+``spans`` do not reach materialized views); reprice rebuilds every table of
+:data:`ROLLUPS`.
 """
 
 from __future__ import annotations
@@ -30,9 +37,17 @@ SUMS = [
     "cost_input", "cost_cache_read", "cost_cache_write", "cost_output_visible", "cost_reasoning", "cost_total",
 ]
 QUANTILES = "quantilesTDigest(0.5, 0.9, 0.95, 0.99)"
+# quantile state column -> the per-call value it digests (over FROM spans; NaN is skipped)
+STATE_SOURCES: dict[str, str] = {
+    "reasoning_q": "spans.reasoning_tokens",
+    "cost_q": "toFloat64(spans.cost_total)",
+    "duration_q": "duration_ns / 1e6",
+    "ttft_q": "if(ttft_ms > 0, toFloat64(ttft_ms), nan)",
+}
 
 
-def _columns() -> str:
+def aggregate_columns() -> str:
+    """The aggregate columns' definitions, shared by every rollup table."""
     sums = ",\n    ".join(
         f"{c} SimpleAggregateFunction(sum, {'Decimal(38, 9)' if c.startswith('cost') else 'UInt64'})" for c in SUMS
     )
@@ -55,6 +70,8 @@ def _selects() -> str:
     sums = ",\n    ".join(
         f"toDecimal128(sum({c}), 9) AS {c}" if c.startswith("cost") else f"sum({c}) AS {c}" for c in SUMS
     )
+    state = QUANTILES.replace("quantilesTDigest", "quantilesTDigestState")
+    states = ",\n    ".join(f"{state}({source}) AS {name}" for name, source in STATE_SOURCES.items())
     return f"""count() AS requests,
     countIf(status = 'error') AS errors,
     countIf(NOT priced) AS unpriced,
@@ -64,14 +81,14 @@ def _selects() -> str:
     count(quality) AS quality_count,
     sum(thinking_budget) AS thinking_budget_sum,
     {sums},
-    {QUANTILES.replace('quantilesTDigest', 'quantilesTDigestState')}(spans.reasoning_tokens) AS reasoning_q,
-    {QUANTILES.replace('quantilesTDigest', 'quantilesTDigestState')}(toFloat64(spans.cost_total)) AS cost_q,
-    {QUANTILES.replace('quantilesTDigest', 'quantilesTDigestState')}(duration_ns / 1e6) AS duration_q,
-    {QUANTILES.replace('quantilesTDigest', 'quantilesTDigestState')}(toFloat64(ttft_ms)) AS ttft_q"""
+    {states}"""
 
 
-HOURLY_KEYS = "project_id, hour, service, environment, provider, model, operation, task_type, tier"
+DIMENSIONS = "service, environment, provider, model, operation, task_type, tier"
+HOURLY_KEYS = f"project_id, hour, {DIMENSIONS}"
+DAILY_KEYS = f"project_id, day, {DIMENSIONS}"
 USER_KEYS = "project_id, day, user_id, task_type, tier, model"
+USER_TOTAL_KEYS = "project_id, day, user_id"
 
 # Per rollup table: (its time column, the SELECT list's leading key expressions, GROUP BY keys).
 ROLLUPS: dict[str, tuple[str, str, str]] = {
@@ -82,11 +99,20 @@ ROLLUPS: dict[str, tuple[str, str, str]] = {
         HOURLY_KEYS,
     ),
     "usage_daily_users": ("day", "project_id, toDate(start_time) AS day, user_id, task_type, tier, model", USER_KEYS),
+    "usage_daily": ("day", f"project_id, toDate(start_time) AS day, {DIMENSIONS}", DAILY_KEYS),
+    "usage_daily_user_totals": ("day", "project_id, toDate(start_time) AS day, user_id", USER_TOTAL_KEYS),
 }
 AGGREGATE_COLUMNS = (
     "requests", "errors", "unpriced", "with_thinking", "estimated", "quality_sum", "quality_count",
-    "thinking_budget_sum", *SUMS, "reasoning_q", "cost_q", "duration_q", "ttft_q",
+    "thinking_budget_sum", *SUMS, *STATE_SOURCES,
 )
+
+
+def rollup_parts(target: str) -> tuple[str, str]:
+    """The SELECT list and GROUP BY keys of rollup ``target``'s view over ``spans`` (its
+    WHERE is ``counted = 1``), for migrations that create or replace the view."""
+    _, keys, group_by = ROLLUPS[target]
+    return f"{keys},\n    {_selects()}", group_by
 
 
 def rollup_select(target: str, where: str = "") -> str:
@@ -96,10 +122,9 @@ def rollup_select(target: str, where: str = "") -> str:
     project's range of a rollup with ``INSERT INTO target (rollup_columns(target)) <this>``,
     so a rebuilt range holds exactly what the view would have written.
     """
-    _, keys, group_by = ROLLUPS[target]
+    select, group_by = rollup_parts(target)
     extra = f" AND {where}" if where else ""
-    return f"""SELECT {keys},
-    {_selects()}
+    return f"""SELECT {select}
 FROM spans
 WHERE counted = 1{extra}
 GROUP BY {group_by}"""
@@ -124,7 +149,7 @@ CREATE TABLE IF NOT EXISTS usage_hourly (
     operation LowCardinality(String),
     task_type LowCardinality(String),
     tier UInt8,
-    {_columns()}
+    {aggregate_columns()}
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(hour)
@@ -143,7 +168,7 @@ CREATE TABLE IF NOT EXISTS usage_daily_users (
     task_type LowCardinality(String),
     tier UInt8,
     model LowCardinality(String),
-    {_columns()}
+    {aggregate_columns()}
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
