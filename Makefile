@@ -5,13 +5,13 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install run test lint typecheck bench clean lock audit
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml sdk/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet --upgrade pip setuptools
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	$(VENV)/bin/pip install --quiet -e ./sdk
 	# openlit pins openai<3 and anthropic<1 although it works with current clients: test-only, no deps.
@@ -35,6 +35,15 @@ typecheck: install
 
 bench: install
 	$(PY) bench/ingest.py
+
+# requirements.lock: every installed distribution pinned (the project itself and the SDK,
+# installed editable, left out), for pip-audit and reproducible installs. Refresh it after
+# changing pyproject.toml: `make lock`, then `make audit`.
+lock: install
+	$(VENV)/bin/pip freeze --all --exclude-editable | LC_ALL=C sort -f > requirements.lock
+
+audit: install
+	$(PY) -m tests.hardening.audit_lock requirements.lock
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache

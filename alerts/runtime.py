@@ -10,7 +10,8 @@ first snapshot exists, its spans are judged by the periodic sweep instead.
 
 What the hook finds goes to the outbox: a second daemon thread hands it to the
 ``alerts.fire_runaway`` task, so even queueing a task (a broker round trip in server
-mode) stays off the writer thread.
+mode) stays off the writer thread. While the broker is unreachable the thread keeps
+the findings and tries again (backing off to every 10 s) until it is back.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 30.0
 FORGET_AFTER_SECONDS = 600.0  # projects that sent nothing for this long are no longer refreshed
+BROKER_RETRY_FIRST, BROKER_RETRY_MAX = 0.5, 10.0  # seconds between attempts to queue while the broker is down
 
 
 @dataclass(frozen=True)
@@ -165,17 +167,37 @@ class Runtime:
         self._start_daemon("_dispatcher", self._dispatch_loop, "thinkmeter-alert-outbox")
 
     def _dispatch_loop(self) -> None:
-        from alerts import tasks
-
         while True:
             item = self._outbox.get()
             try:
                 if item is not None:
-                    tasks.enqueue("alerts.fire_runaway", [item[0], item[1]])
+                    self._hand_over(item)
             except Exception:
                 log.exception("queueing %d runaway findings failed", len(item[1]) if item else 0)
             finally:
                 self._outbox.task_done()
+
+    @staticmethod
+    def _hand_over(item: tuple[int, list[Any]]) -> None:
+        """Queue the fire_runaway task; while the broker cannot be reached, keep the findings and try again.
+
+        The spans are already stored with ``runaway = 1`` (the sweep skips them), so
+        these findings exist nowhere else: dropping them would lose the alerts.
+        """
+        from kombu.exceptions import OperationalError
+
+        from alerts import tasks
+
+        delay = BROKER_RETRY_FIRST
+        while True:
+            try:
+                tasks.enqueue("alerts.fire_runaway", [item[0], item[1]])
+                return
+            except (OperationalError, ConnectionError) as exc:
+                log.warning("the task broker is unreachable (%s); %d runaway findings kept, retrying in %.1f s",
+                            exc, len(item[1]), delay)
+                time.sleep(delay)
+                delay = min(delay * 2, BROKER_RETRY_MAX)
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until everything dispatched so far has been handed to the task queue (tests)."""

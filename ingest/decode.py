@@ -127,6 +127,8 @@ class UnsupportedEncoding(ValueError):
     """Content-Encoding we do not speak (HTTP 415)."""
 
 
+ZERO_TRACE_ID = bytes(16)
+ZERO_SPAN_ID = bytes(8)
 SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
 
 
@@ -174,40 +176,43 @@ def from_proto(request: ExportTraceServiceRequest) -> DecodedBatch:
             scope = scope_spans.scope.name
             for span in scope_spans.spans:
                 trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
-                if len(trace_id) != 16 or trace_id == b"\0" * 16:
+                start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
+                if len(trace_id) != 16 or trace_id == ZERO_TRACE_ID:
                     batch.reject(f"span {span.name!r}: trace_id must be 16 bytes, not all zero "
                                  f"(got {len(trace_id)} bytes)")
                     continue
-                if len(span_id) != 8 or span_id == b"\0" * 8:
+                if len(span_id) != 8 or span_id == ZERO_SPAN_ID:
                     batch.reject(f"span {span.name!r}: span_id must be 8 bytes, not all zero (got {len(span_id)} bytes)")
                     continue
                 if parent and len(parent) != 8:
                     batch.reject(f"span {span.name!r}: parent_span_id must be 8 bytes or empty")
                     continue
-                if span.start_time_unix_nano > MAX_TIME_NS or span.end_time_unix_nano > MAX_TIME_NS:
+                if start_ns > MAX_TIME_NS or end_ns > MAX_TIME_NS:
                     batch.reject(f"span {span.name!r}: timestamps must be before 2262-04-11")
                     continue
-                if span.end_time_unix_nano and span.end_time_unix_nano < span.start_time_unix_nano:
+                if end_ns and end_ns < start_ns:
                     batch.reject(f"span {span.name!r}: ends before it starts")
                     continue
                 kind = span.kind
-                code = span.status.code
+                status = span.status
+                code = status.code
+                events = span.events
                 append(
                     DecodedSpan(
-                        trace_id=trace_id.hex(),
-                        span_id=span_id.hex(),
-                        parent_span_id=parent.hex() if parent else "",
-                        name=span.name,
-                        kind=KINDS[kind] if 0 <= kind < len(KINDS) else "unspecified",
-                        start_ns=span.start_time_unix_nano,
-                        end_ns=span.end_time_unix_nano or span.start_time_unix_nano,
-                        status=STATUSES[code] if 0 <= code < len(STATUSES) else "unset",
-                        status_message=span.status.message,
-                        attributes=attributes(span.attributes),
-                        resource=resource,
-                        scope=scope,
-                        events=[(e.name, attributes(e.attributes)) for e in span.events] if span.events else [],
-                        event_times_ns=[e.time_unix_nano for e in span.events] if span.events else [],
+                        trace_id.hex(),
+                        span_id.hex(),
+                        parent.hex() if parent else "",
+                        span.name,
+                        KINDS[kind] if 0 <= kind < len(KINDS) else "unspecified",
+                        start_ns,
+                        end_ns or start_ns,
+                        STATUSES[code] if 0 <= code < len(STATUSES) else "unset",
+                        status.message,
+                        attributes(span.attributes),
+                        resource,
+                        scope,
+                        [(e.name, attributes(e.attributes)) for e in events] if events else [],
+                        [e.time_unix_nano for e in events] if events else [],
                     )
                 )
     return batch

@@ -223,18 +223,38 @@ def as_float(value: Any) -> float | None:
     return None if math.isnan(number) or math.isinf(number) else number
 
 
+_canonical: dict[tuple[str, str], str] = {}  # (kind, raw text) → canonical name; names repeat
+CANONICAL_KEPT = 10_000
+
+
+def _remember(kind: str, value: Any, name: str) -> str:
+    if type(value) is str:  # only text: 1 == True would mix an int up with a bool
+        if len(_canonical) >= CANONICAL_KEPT:
+            _canonical.clear()
+        _canonical[(kind, value)] = name
+    return name
+
+
 def canonical_provider(value: Any) -> str:
+    known = _canonical.get(("provider", value)) if type(value) is str else None
+    if known is not None:
+        return known
     text = str(value or "").strip().lower()
     if not text:
-        return ""
-    if text in PROVIDER_NAMES:
-        return PROVIDER_NAMES[text]
-    head = text.split(".", 1)[0]  # Vercel AI SDK: "openai.chat", "anthropic.messages"
-    return PROVIDER_NAMES.get(head, text)
+        name = ""
+    elif text in PROVIDER_NAMES:
+        name = PROVIDER_NAMES[text]
+    else:
+        head = text.split(".", 1)[0]  # Vercel AI SDK: "openai.chat", "anthropic.messages"
+        name = PROVIDER_NAMES.get(head, text)
+    return _remember("provider", value, name)
 
 
 def canonical_model(value: Any) -> str:
-    return MODEL_PREFIXES.sub("", str(value or "").strip())
+    known = _canonical.get(("model", value)) if type(value) is str else None
+    if known is not None:
+        return known
+    return _remember("model", value, MODEL_PREFIXES.sub("", str(value or "").strip()))
 
 
 def _json_object(value: Any) -> dict[str, Any]:

@@ -6,8 +6,11 @@
 #    directory (tests/run_clickhouse_server.sh), stopped on exit. The tests reach it
 #    through THINKMETER_TEST_CLICKHOUSE_SERVER and can restart it with
 #    "$THINKMETER_TEST_CLICKHOUSE_CTL stop|start" (state in THINKMETER_TEST_CLICKHOUSE_DIR).
-# 2. Debian's chromium for the browser tests: installed if missing.
-# 3. ruff, mypy, then pytest with this script's arguments passed through.
+# 2. Debian's chromium for the browser tests, and Debian's redis-server for the fault tests
+#    (tests/faults start their own on free ports and stop and start it): installed if missing.
+# 3. ruff, mypy, pip-audit of requirements.lock (tests/hardening/audit_lock.py: needs PyPI's
+#    JSON API; says plainly which packages it could not audit), then pytest with this
+#    script's arguments passed through.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV_BIN="${VENV_BIN:-.venv/bin}"
@@ -44,6 +47,10 @@ if [ ! -x /usr/bin/chromium ]; then
     wait_for_other_apt
     [ -x /usr/bin/chromium ] || apt_install chromium
 fi
+if [ ! -x /usr/bin/redis-server ]; then
+    wait_for_other_apt
+    [ -x /usr/bin/redis-server ] || apt_install redis-server
+fi
 
 THINKMETER_TEST_CLICKHOUSE_DIR="$(mktemp -d "${TMPDIR:-/tmp}/thinkmeter-test-clickhouse-XXXXXX")"
 export THINKMETER_TEST_CLICKHOUSE_DIR
@@ -67,6 +74,8 @@ echo "== mypy" >&2
 "$VENV_BIN/mypy" . || status=1
 echo "== sdk: ruff, mypy" >&2
 (cd sdk && "../$VENV_BIN/ruff" check . && "../$VENV_BIN/mypy") || status=1
+echo "== pip-audit of requirements.lock (PyPI vulnerability data; refresh the lock with make lock)" >&2
+"$VENV_BIN/python" -m tests.hardening.audit_lock requirements.lock || status=1
 echo "== pytest" >&2
 "$VENV_BIN/python" -m pytest "$@" || status=1
 exit "$status"

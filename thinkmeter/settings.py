@@ -22,6 +22,8 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "DJANGO_DEBUG": "1 for development error pages (default 0)",
     "DJANGO_ALLOWED_HOSTS": "comma-separated host names served (default 127.0.0.1,localhost)",
     "DJANGO_CSRF_TRUSTED_ORIGINS": "comma-separated origins trusted for CSRF behind a proxy",
+    "THINKMETER_HTTPS": "1 when served over HTTPS (directly or behind a proxy setting X-Forwarded-Proto): secure cookies, redirect to https, HSTS (default 0)",
+    "THINKMETER_HSTS_SECONDS": "Strict-Transport-Security max-age when THINKMETER_HTTPS=1 (default 31536000; 0 = no HSTS)",
     "DATABASE_URL": "Django database (default sqlite:///var/thinkmeter.sqlite3)",
     "CLICKHOUSE_URL": "chdb://<dir> (embedded, default chdb://var/clickhouse) or clickhouse[s]://user:pass@host:9000/db",
     "CLICKHOUSE_RETENTION_DAYS": "days spans are kept before ClickHouse's TTL drops them (default 395)",
@@ -89,6 +91,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "thinkmeter.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "thinkmeter.security_headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -129,6 +132,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # concurrent read-then-write transactions queue instead of failing "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Failed sign-ins are counted in the cache (thinkmeter.login_limit): after 5 for one username
+# from one address, or 50 from one address, within 15 minutes, sign-ins from there wait.
+AUTHENTICATION_BACKENDS = ["thinkmeter.login_limit.RateLimitedModelBackend"]
+LOGIN_FAILURES_PER_USER = 5
+LOGIN_FAILURES_PER_ADDRESS = 50
+LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -216,7 +226,25 @@ LOGGING = {
     "loggers": {"django.server": {"level": "WARNING"}},
 }
 
+# ---------------------------------------------------------------- security
+# Secrets come from the environment only (DJANGO_SECRET_KEY; database and broker passwords
+# inside DATABASE_URL, CLICKHOUSE_URL, CELERY_BROKER_URL, REDIS_URL). Headers: X-Frame-Options,
+# nosniff, Referrer-Policy and Cross-Origin-Opener-Policy (SecurityMiddleware), and
+# Content-Security-Policy and Permissions-Policy (thinkmeter.security_headers).
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+HTTPS = env("THINKMETER_HTTPS", "0").lower() in {"1", "true", "yes"}
+if HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    # Probes and Prometheus scrape the app over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    # The proxy in front terminates TLS and says so (it must overwrite the client's header).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = int(env("THINKMETER_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True

@@ -1,14 +1,17 @@
 """A Slack-like webhook receiver on 127.0.0.1 for the tests (stdlib HTTP server in a thread).
 
-It answers from a script — e.g. 500, then 429 with Retry-After: 1, then 200 — records
-every request (headers, body, time), and checks Slack bodies against the Block Kit rules
-an incoming webhook enforces (fallback text, known block types, header length, button
-URLs), so a payload Slack would reject fails the test.
+It answers from a script — e.g. 500, then 429 with Retry-After: 1, then 200, or 200
+after a delay — records every request (headers, body, time; ``aborted`` when the client
+went away during the delay, so nothing was delivered), and checks Slack bodies against
+the Block Kit rules an incoming webhook enforces (fallback text, known block types,
+header length, button URLs), so a payload Slack would reject fails the test.
 """
 
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -34,6 +37,7 @@ class Received:
     body: bytes
     at: float
     answered: int = 0
+    aborted: bool = False
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -73,6 +77,20 @@ def block_kit_problems(payload: Any) -> list[str]:
     return problems
 
 
+def wait_while_connected(connection: socket.socket, seconds: float) -> bool:
+    """Hold the answer for ``seconds``; False as soon as the client closes its end (then nothing is sent)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([connection], [], [], min(left, 0.05))
+        if readable:
+            try:
+                if connection.recv(1, socket.MSG_PEEK) == b"":
+                    return False
+            except OSError:
+                return False
+    return True
+
+
 class Receiver:
     def __init__(self, script: Sequence[Answer] = (), validate_slack: bool = False) -> None:
         self.script: list[Answer] = list(script)
@@ -99,8 +117,9 @@ class Receiver:
                         receiver.problems.extend(found)
                         if found:
                             answer = Answer(400, body=b"invalid_blocks")
-                if answer.delay:
-                    time.sleep(answer.delay)
+                if answer.delay and not wait_while_connected(self.connection, answer.delay):
+                    item.aborted = True  # the client went away (timed out, or was killed): nothing was delivered
+                    return
                 item.answered = answer.status
                 try:
                     self.send_response(answer.status)

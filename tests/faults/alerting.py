@@ -33,9 +33,10 @@ def arm_runaway_rule(project: Any, project_key: str, receiver_url: str) -> float
     return float(sorted(values)[int(0.95 * (len(values) - 1))])
 
 
-def runaway_calls(p95: float, count: int) -> list[dict[str, Any]]:
-    """``count`` calls at 3 × p95 reasoning tokens (the rule fires above 2 ×), each in a trace of its own."""
-    return [call(int(3 * p95) + i) for i in range(count)]
+def runaway_calls(p95: float, count: int, trace_id: str | None = None) -> list[dict[str, Any]]:
+    """``count`` calls at 3 × p95 reasoning tokens (the rule fires above 2 ×), each in a trace of its own
+    unless ``trace_id`` is given (then they are occurrences of one alert)."""
+    return [call(int(3 * p95) + i, trace_id=trace_id) for i in range(count)]
 
 
 def answered_ok(receiver: Receiver) -> Counter[str]:

@@ -14,7 +14,6 @@ exactly once (one 2xx per idempotency key), with nothing left in the broker afte
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from alerts.models import AlertEvent, Delivery
 from tests.alerts.receiver import Answer, Receiver
 from tests.faults.alerting import answered_ok, arm_runaway_rule, runaway_calls
 from tests.ingest.otlp_builders import post_spans
-from tests.support.celery_worker import BASE_URL, start_worker, through_redis, wait_until
+from tests.support.celery_worker import BASE_URL, broker_idle, start_worker, through_redis, wait_until
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,27 +34,6 @@ RETRY_AFTER_S = 3
 OUTAGE_S = 4.0
 # Messages a worker took but could not acknowledge go back to the queue after this long.
 TRANSPORT = {"visibility_timeout": 6, "unacked_restore_interval": 1, "unacked_restore_throttle": 1}
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def broker_idle(redis_url: str, queue: str) -> bool:
-    """Nothing queued and nothing taken but unacknowledged: no delivery can still happen."""
-    import redis as redis_client
-
-    client = redis_client.Redis.from_url(redis_url)
-    try:
-        return client.llen(queue) == 0 and client.hlen("unacked") == 0
-    finally:
-        client.close()
 
 
 def test_alert_deliveries_resume_after_redis_returns_none_lost_none_doubled(

@@ -7,7 +7,8 @@
   because the Celery command line cannot set broker transport options.
 - :func:`through_redis`: for the duration, this process is in server mode and queues the
   alert tasks on that queue of that Redis.
-- :func:`forget_queue` removes a run's queue and kombu's bookkeeping of it from Redis.
+- :func:`forget_queue` removes a run's queue and kombu's bookkeeping of it from Redis;
+  :func:`broker_idle` tells whether anything is still queued or taken but unacknowledged.
 - :func:`wait_until` polls a condition and fails with the worker's output.
 """
 
@@ -167,6 +168,17 @@ def forget_queue(redis_url: str, queue: str) -> None:
                             client.zrem(key, ranked)
     except redis.ConnectionError:
         pass  # the test's own Redis is already gone, and its data with it
+    finally:
+        client.close()
+
+
+def broker_idle(redis_url: str, queue: str) -> bool:
+    """Nothing queued on ``queue`` and nothing taken but unacknowledged: no task can still run."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return client.llen(queue) == 0 and client.hlen("unacked") == 0
     finally:
         client.close()
 

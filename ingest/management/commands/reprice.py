@@ -52,6 +52,11 @@ class Command(BaseCommand):
         parser.add_argument("--to", dest="day_to", required=True, help="last day, included (YYYY-MM-DD, UTC)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from django.conf import settings
+
+        if settings.CLICKHOUSE_CLUSTER:
+            raise CommandError("reprice does not support cluster mode yet (CLICKHOUSE_CLUSTER is set): its "
+                               "mutations would have to target spans_local ON CLUSTER; see platform/README.md")
         project = Project.objects.filter(slug=options["project"]).first()
         if project is None:
             raise CommandError(f"no project with slug {options['project']!r}")

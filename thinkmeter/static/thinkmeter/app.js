@@ -1,0 +1,39 @@
+/* Thinkmeter pages: small behaviours wired from data attributes, so no page needs inline script
+ * (the Content-Security-Policy allows scripts from this server only: script-src 'self').
+ *
+ * - <select data-autosubmit>: submits its form when changed.
+ * - <form data-confirm="Question?">: asks before submitting.
+ * - <select data-example-for="TEXTAREA-ID">: copies the text of the
+ *   <script type="text/plain" data-example="TITLE"> picked into the textarea.
+ */
+(function () {
+  "use strict";
+
+  function wire() {
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+      select.addEventListener("change", function () {
+        if (select.form) { select.form.submit(); }
+      });
+    });
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
+      });
+    });
+    document.querySelectorAll("select[data-example-for]").forEach(function (select) {
+      var area = document.getElementById(select.getAttribute("data-example-for"));
+      if (!area) { return; }
+      select.addEventListener("change", function () {
+        document.querySelectorAll("script[data-example]").forEach(function (el) {
+          if (el.getAttribute("data-example") === select.value) { area.value = el.textContent; }
+        });
+      });
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", wire);
+  } else {
+    wire();
+  }
+})();
