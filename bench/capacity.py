@@ -11,9 +11,10 @@ disk per node, and the totals. ``--markdown`` prints the tables CAPACITY.md show
 
 The model (every assumption is a flag):
 
-- web: the embedded server of the ingest benchmark spent ``ingest_cores / spans_per_s``
-  core-seconds per span, ClickHouse's share (from the storage benchmark) included; the
-  rest is the web side (HTTP, decode, normalize, price, dedup). Web nodes run at most
+- web: the embedded server of the ingest benchmark spent ``cpu_us_per_span.server_total``
+  CPU per span (or, from older outputs, ``ingest_cores / spans_per_s`` core-seconds),
+  ClickHouse's share (insert and merge, from the storage benchmark) included; the rest
+  is the web side (HTTP, decode, normalize, price, dedup, writer). Web nodes run at most
   ``--web-utilization`` of their cores, at least two replicas.
 - ClickHouse CPU per span = insert (views included) + ``--merge-passes`` × the measured
   merge on every replica (each replica merges its own parts), and ingest may use at
@@ -22,8 +23,11 @@ The model (every assumption is a flag):
 - disk per span = the measured bytes on disk of all tables after merging; a year holds
   ``rate × 86,400 × retention_days`` spans per replica, and disks are filled to at most
   ``--disk-fill`` (merges need free space).
-- shards: enough that each node stays within ``--node-cores`` and ``--node-disk-tb``;
-  RAM per ClickHouse node: ``--ram-per-core-gb`` per core, at least ``--min-ram-gb``.
+- shards: enough that each node stays within ``--node-cores`` and ``--node-disk-tb``.
+- RAM per ClickHouse node: 1 GB per ``--storage-per-ram-gb`` GB of data on the node
+  (observability data is mostly cold; ClickHouse's sizing guide starts such workloads
+  near 1:100), at least ``--ram-per-core-gb`` per core and ``--min-ram-gb``; cores at
+  least RAM / ``--max-ram-per-core-gb`` so that the data a node holds can be scanned.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any
 
 SECONDS_PER_DAY = 86_400
 NODE_SIZES = (4, 8, 16, 32, 48, 64, 96, 128)
+RAM_SIZES = (16, 32, 64, 128, 192, 256, 384, 512, 768, 1024)
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,10 @@ class Measured:
         rows = float(inserted["rows"])
         insert = float(inserted["insert_cpu_seconds"]) / rows
         merge = float(inserted["merge_cpu_seconds"]) / rows
-        total = ingest_cores / float(ingest["spans_per_s"])
+        cpu = ingest.get("cpu_us_per_span", {}).get("server_total")
+        # The server's own CPU time per span when the benchmark reports it (a shared machine's
+        # wall clock includes waiting for a core), else its cores over its throughput.
+        total = float(cpu) / 1e6 if cpu else ingest_cores / float(ingest["spans_per_s"])
         web = total - insert - merge
         if web <= 0:
             raise ValueError("the ingest benchmark is faster than ClickHouse alone: check --ingest-cores")
@@ -84,12 +92,16 @@ class Plan:
     data_tb_per_replica: float
 
 
-def node_size(cores: float) -> int:
-    """The smallest usual node size (cores) that holds ``cores``."""
-    for size in NODE_SIZES:
-        if cores <= size:
+def _size(needed: float, sizes: tuple[int, ...], what: str) -> int:
+    """The smallest usual size that holds ``needed``."""
+    for size in sizes:
+        if needed <= size:
             return size
-    raise ValueError(f"{cores:.0f} cores do not fit one node: raise --node-cores' limit or add shards")
+    raise ValueError(f"{needed:.0f} {what} do not fit one node: lower --node-cores or --node-disk-tb")
+
+
+def node_size(cores: float) -> int:
+    return _size(cores, NODE_SIZES, "cores")
 
 
 def plan(rate: int, m: Measured, args: argparse.Namespace) -> Plan:
@@ -106,9 +118,11 @@ def plan(rate: int, m: Measured, args: argparse.Namespace) -> Plan:
     disk_needed_tb = data_tb / args.disk_fill
     shards = max(1, math.ceil(cores_needed / replicas / args.node_cores),
                  math.ceil(disk_needed_tb / args.node_disk_tb))
-    cores_per_node = node_size(max(args.min_node_cores, cores_needed / (shards * replicas)))
-    ram = max(args.min_ram_gb, args.ram_per_core_gb * cores_per_node)
     disk_per_node = math.ceil(disk_needed_tb / shards * 10) / 10
+    ram_for_data = data_tb / shards * 1000 / args.storage_per_ram_gb
+    cores_per_node = node_size(max(args.min_node_cores, cores_needed / (shards * replicas),
+                                   ram_for_data / args.max_ram_per_core_gb))
+    ram = _size(max(args.min_ram_gb, ram_for_data, args.ram_per_core_gb * cores_per_node), RAM_SIZES, "GB of RAM")
     return Plan(
         rate=rate, spans_per_year=spans_year, web_cores=math.ceil(web_cores_needed), web_replicas=web_replicas,
         web_cores_per_replica=web_per_replica, clickhouse_shards=shards, clickhouse_replicas=replicas,
@@ -139,7 +153,7 @@ def markdown(m: Measured, plans: list[Plan], args: argparse.Namespace) -> str:
     for p in plans:
         lines.append(
             f"| {p.rate:,} | {p.spans_per_year / 1e9:,.1f} billion | {p.web_replicas} × {p.web_cores_per_replica} cores "
-            f"({p.web_cores} busy) | {p.clickhouse_nodes} ({p.clickhouse_shards} × {p.clickhouse_replicas}) | "
+            f"({p.web_cores} needed) | {p.clickhouse_nodes} ({p.clickhouse_shards} × {p.clickhouse_replicas}) | "
             f"{p.clickhouse_cores_per_node} cores, {p.clickhouse_ram_gb_per_node} GB RAM, "
             f"{p.clickhouse_disk_tb_per_node:g} TB disk | {p.clickhouse_cores_total} cores, "
             f"{p.clickhouse_disk_tb_total:g} TB | {p.data_tb_per_replica:g} TB |"
@@ -162,9 +176,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--web-node-cores", type=int, default=16)
     parser.add_argument("--node-cores", type=int, default=32, help="largest ClickHouse node, cores")
     parser.add_argument("--min-node-cores", type=int, default=4)
-    parser.add_argument("--node-disk-tb", type=float, default=10.0, help="largest ClickHouse node, TB of disk")
+    parser.add_argument("--node-disk-tb", type=float, default=16.0, help="largest ClickHouse node, TB of disk")
     parser.add_argument("--disk-fill", type=float, default=0.7)
+    parser.add_argument("--storage-per-ram-gb", type=float, default=100.0, help="GB of data per GB of RAM")
     parser.add_argument("--ram-per-core-gb", type=int, default=4)
+    parser.add_argument("--max-ram-per-core-gb", type=int, default=8)
     parser.add_argument("--min-ram-gb", type=int, default=16)
     parser.add_argument("--markdown", action="store_true", help="print CAPACITY.md's tables instead of JSON")
     args = parser.parse_args(argv)

@@ -65,6 +65,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -1396,6 +1397,41 @@ def _finish(out: pd.DataFrame, columns: Sequence[str], fraction: float) -> pd.Da
     return out
 
 
+def _group(df: pd.DataFrame, keys: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Group rows by ``keys`` with numpy: (the key columns of each group's first row, each
+    row's group index, each group's row count). Group order is arbitrary."""
+    combined = np.zeros(len(df), dtype=np.int64)
+    for key in keys:
+        column = df[key]
+        values = column.cat.codes.to_numpy() if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
+        _, codes = np.unique(values, return_inverse=True)
+        _, combined = np.unique(combined * (int(codes.max(initial=0)) + 1) + codes, return_inverse=True)
+    _, first, inverse, counts = np.unique(combined, return_index=True, return_inverse=True, return_counts=True)
+    return df[list(keys)].iloc[first].reset_index(drop=True), inverse, counts
+
+
+def _group_quantiles(inverse: np.ndarray, counts: np.ndarray, values: np.ndarray,
+                     levels: Sequence[float]) -> np.ndarray:
+    """Per group (rows) and level (columns): the quantile of ``values`` interpolating
+    linearly between closest ranks (numpy's default); NaN for an empty group."""
+    ordered = values[np.lexsort((values, inverse))].astype("float64")
+    last = np.maximum(counts - 1, 0)
+    starts = np.cumsum(counts) - counts
+    position = starts[:, None] + np.asarray(levels, dtype="float64")[None, :] * last[:, None]
+    if not len(ordered):
+        return np.full(position.shape, math.nan)
+    low = np.minimum(np.floor(position).astype(np.int64), len(ordered) - 1)
+    high = np.minimum(np.minimum(low + 1, (starts + last)[:, None]), len(ordered) - 1)
+    out = ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    out[counts == 0] = math.nan
+    return out
+
+
+def _as_str(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    return frame.astype({column: str for column in columns})
+
+
+QUANTILE_LEVELS = (0.5, 0.9, 0.95, 0.99)
 QUANTILE_NAMES = ("p50", "p90", "p95", "p99")
 
 
@@ -1411,14 +1447,12 @@ def reasoning_distribution(project_ids: Sequence[int], start: datetime, end: dat
     fraction = df.attrs.get("sample_fraction", 1.0)
     if df.empty:
         return _empty(columns, fraction)
-    reasoning = df["reasoning_tokens"].astype("float64")
-    grouped = reasoning.groupby([df["task_type"], df["tier"]], observed=True, sort=False)
-    out = pd.DataFrame({"requests": grouped.size(), "with_thinking": (reasoning > 0).groupby(
-        [df["task_type"], df["tier"]], observed=True, sort=False).sum()})
-    levels = grouped.quantile([0.5, 0.9, 0.95, 0.99]).unstack()
-    levels.columns = list(QUANTILE_NAMES)
-    out = out.join(levels).reset_index()
-    out = out[out["with_thinking"] > 0].astype({"task_type": str, "tier": "int64"})
+    out, inverse, counts = _group(df, ["task_type", "tier"])
+    reasoning = df["reasoning_tokens"].to_numpy()
+    out["requests"] = counts
+    out["with_thinking"] = np.bincount(inverse, weights=reasoning > 0, minlength=len(counts)).astype("int64")
+    out[list(QUANTILE_NAMES)] = _group_quantiles(inverse, counts, reasoning, QUANTILE_LEVELS)
+    out = _as_str(out[out["with_thinking"] > 0], "task_type").astype({"tier": "int64"})
     out = out.sort_values(["requests", "task_type", "tier"], ascending=[False, True, True]).head(classes)
     out["requests"] = _scale(out["requests"], fraction)
     out["with_thinking"] = _scale(out["with_thinking"], fraction)
@@ -1434,15 +1468,16 @@ def latency_by_tier(project_ids: Sequence[int], start: datetime, end: datetime,
     fraction = df.attrs.get("sample_fraction", 1.0)
     if df.empty:
         return _empty(columns, fraction)
-    tiers = df["tier"].astype("int64")
-    duration = df["duration_ms"].astype("float64").groupby(tiers, sort=True).quantile([0.5, 0.95]).unstack()
-    streamed = df["ttft_ms"] > 0
-    ttft = df.loc[streamed, "ttft_ms"].astype("float64").groupby(tiers[streamed]).quantile([0.5, 0.95]).unstack()
-    out = pd.DataFrame({"requests": tiers.groupby(tiers).size(), "duration_p50": duration[0.5],
-                        "duration_p95": duration[0.95], "ttft_requests": streamed.groupby(tiers).sum()})
-    out["ttft_p50"] = ttft[0.5] if len(ttft) else math.nan
-    out["ttft_p95"] = ttft[0.95] if len(ttft) else math.nan
-    out = out.rename_axis("tier").reset_index()
+    out, inverse, counts = _group(df, ["tier"])
+    out["requests"] = counts
+    out[["duration_p50", "duration_p95"]] = _group_quantiles(inverse, counts, df["duration_ms"].to_numpy(),
+                                                             (0.5, 0.95))
+    ttft = df["ttft_ms"].to_numpy()
+    streamed = ttft > 0
+    ttft_counts = np.bincount(inverse[streamed], minlength=len(counts))
+    out["ttft_requests"] = ttft_counts
+    out[["ttft_p50", "ttft_p95"]] = _group_quantiles(inverse[streamed], ttft_counts, ttft[streamed], (0.5, 0.95))
+    out = out.astype({"tier": "int64"}).sort_values("tier")
     out["requests"] = _scale(out["requests"], fraction)
     out["ttft_requests"] = _scale(out["ttft_requests"], fraction)
     return _finish(out, columns, fraction)
@@ -1461,16 +1496,15 @@ def escalation_rate_by_task_type(project_ids: Sequence[int], start: datetime, en
     fraction = df.attrs.get("sample_fraction", 1.0)
     if df.empty:
         return _empty(columns, fraction)
-    attempts = df.groupby(["project_id", "task_type", "request_key"], observed=True, sort=False).size()
-    per_request = pd.DataFrame({"task_type": attempts.index.get_level_values("task_type"),
-                                "attempts": attempts.to_numpy(), "escalated": attempts.to_numpy() > 1})
-    grouped = per_request.groupby("task_type", observed=True, sort=False)
-    out = pd.DataFrame({"requests": grouped.size(), "escalated": grouped["escalated"].sum(),
-                        "llm_calls": grouped["attempts"].sum()}).reset_index().astype({"task_type": str})
+    requests, _, attempts = _group(df, ["project_id", "task_type", "request_key"])
+    out, inverse, counts = _group(requests, ["task_type"])
+    out["requests"] = counts
+    out["escalated"] = np.bincount(inverse, weights=attempts > 1, minlength=len(counts)).astype("int64")
+    out["llm_calls"] = np.bincount(inverse, weights=attempts, minlength=len(counts)).astype("int64")
     out["rate"] = out["escalated"] / out["requests"]
     for column in ("requests", "escalated", "llm_calls"):
         out[column] = _scale(out[column], fraction)
-    out = out.sort_values(["requests", "task_type"], ascending=[False, True])
+    out = _as_str(out, "task_type").sort_values(["requests", "task_type"], ascending=[False, True])
     return _finish(out, columns, fraction)
 
 
@@ -1483,19 +1517,20 @@ def quality_vs_reasoning(project_ids: Sequence[int], start: datetime, end: datet
     task_type, tier, thinking_budget, reasoning_effort, scored (calls with a quality read),
     requests (scored calls in the whole range), mean_reasoning_tokens, mean_quality;
     groups with fewer than ``min_samples`` scored calls are left out."""
-    columns = ["task_type", "tier", "thinking_budget", "reasoning_effort", "scored", "requests",
-               "mean_reasoning_tokens", "mean_quality"]
+    keys = ["task_type", "tier", "thinking_budget", "reasoning_effort"]
+    columns = [*keys, "scored", "requests", "mean_reasoning_tokens", "mean_quality"]
     df = _calls(calls, project_ids, start, end, filters, score_name=score_name)
     fraction = df.attrs.get("sample_fraction", 1.0)
     scored = df[df["quality"].notna()]
     if scored.empty:
         return _empty(columns, fraction)
-    keys = ["task_type", "tier", "thinking_budget", "reasoning_effort"]
-    grouped = scored.astype({"reasoning_tokens": "float64"}).groupby(keys, observed=True, sort=True)
-    out = pd.DataFrame({"scored": grouped.size(), "mean_reasoning_tokens": grouped["reasoning_tokens"].mean(),
-                        "mean_quality": grouped["quality"].mean()}).reset_index()
-    out = out[out["scored"] >= min_samples].astype({"task_type": str, "reasoning_effort": str, "tier": "int64",
-                                                    "thinking_budget": "int64"})
+    out, inverse, counts = _group(scored, keys)
+    out["scored"] = counts
+    out["mean_reasoning_tokens"] = np.bincount(inverse, weights=scored["reasoning_tokens"].to_numpy(
+        dtype="float64")) / counts
+    out["mean_quality"] = np.bincount(inverse, weights=scored["quality"].to_numpy(dtype="float64")) / counts
+    out = _as_str(out[out["scored"] >= min_samples], "task_type", "reasoning_effort").astype(
+        {"tier": "int64", "thinking_budget": "int64"}).sort_values(keys)
     out["requests"] = _scale(out["scored"], fraction)
     return _finish(out, columns, fraction)
 
@@ -1508,11 +1543,10 @@ def budget_vs_used(project_ids: Sequence[int], start: datetime, end: datetime, f
     columns = ["trace_id", "task_type", "tier", "model", "thinking_budget", "reasoning_tokens", "ratio"]
     df = _calls(calls, project_ids, start, end, filters)
     fraction = df.attrs.get("sample_fraction", 1.0)
-    if df.empty:
-        return _empty(columns, fraction)
-    chosen = df[df["thinking_budget"] > 0].nsmallest(sample, "pick")
-    out = chosen.astype({"trace_id": str, "task_type": str, "model": str, "tier": "int64",
-                         "thinking_budget": "int64", "reasoning_tokens": "int64"})
+    with_budget = df[df["thinking_budget"] > 0]
+    chosen = with_budget.iloc[np.argsort(with_budget["pick"].to_numpy(), kind="stable")[:sample]]
+    out = _as_str(chosen, "trace_id", "task_type", "model").astype(
+        {"tier": "int64", "thinking_budget": "int64", "reasoning_tokens": "int64"})
     out["ratio"] = out["reasoning_tokens"] / out["thinking_budget"]
     return _finish(out, columns, fraction)
 

@@ -4,7 +4,8 @@ There is no Docker engine on the CI machines, so this reads what ``docker compos
 would: services, their environment (only variables something reads), the files they
 mount (all present, valid XML), the ClickHouse topology (2 shards × 2 replicas in
 remote_servers, one macros file per node with unique names), the Keeper ensemble (3
-nodes, unique ids matching the raft configuration), and nginx's upstreams.
+nodes, unique ids matching the raft configuration), and nginx's upstreams. The ClickHouse
+engine itself (chdb, with each node's config.d files) confirms the topology and macros.
 """
 
 from __future__ import annotations

@@ -4,11 +4,13 @@ Permissions-Policy.
 Every script, style sheet, font and image the pages use is served by this installation
 (plotly.js from ``/assets/``, Swagger UI from drf-spectacular-sidecar, the rest from
 ``/static/``), and no page has inline script (behaviours are wired from data attributes
-by ``thinkmeter/app.js``), so the policy allows scripts from this origin only. Style
-*attributes* stay allowed (``style-src-attr 'unsafe-inline'``): templates size bars and
-charts with them and Plotly positions its elements with them; style *elements* and
-sheets come from this origin only. ``frame-ancestors 'none'`` repeats X-Frame-Options
-for browsers that read only CSP; ``form-action 'self'`` keeps forms posting here.
+by ``thinkmeter/app.js``), so the policy allows scripts from this origin only — no
+inline script, no ``eval``. Inline *styles* stay allowed (``style-src 'self'
+'unsafe-inline'``): plotly.js adds ``<style>`` elements for its mode bar and hover
+labels at run time (without a nonce), and templates size bars and charts with style
+attributes; injected CSS cannot run code. ``frame-ancestors 'none'`` repeats
+X-Frame-Options for browsers that read only CSP; ``form-action 'self'`` keeps forms
+posting here; ``object-src 'none'`` and ``base-uri 'self'`` close the usual bypasses.
 
 ``settings.CONTENT_SECURITY_POLICY`` overrides the policy (a dict of directive → sources);
 an empty dict turns the header off.
@@ -24,8 +26,7 @@ from django.http import HttpRequest, HttpResponse
 DEFAULT_POLICY: dict[str, Sequence[str]] = {
     "default-src": ["'self'"],
     "script-src": ["'self'"],
-    "style-src": ["'self'"],
-    "style-src-attr": ["'unsafe-inline'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
     "img-src": ["'self'", "data:", "blob:"],
     "font-src": ["'self'", "data:"],
     "connect-src": ["'self'"],

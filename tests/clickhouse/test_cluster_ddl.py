@@ -253,3 +253,23 @@ def test_reprice_refuses_cluster_mode_clearly() -> None:
     with override_settings(CLICKHOUSE_CLUSTER=CLUSTER):
         with pytest.raises(CommandError, match="does not support cluster mode yet"):
             call_command("reprice", "--project", "acme", "--from", "2025-01-01", "--to", "2025-01-02")
+
+
+@pytest.mark.server
+def test_pending_only_reads(clickhouse_server_url: str) -> None:
+    """``/readyz`` asks for pending migrations often: that must never run (distributed) DDL.
+
+    On the 18.16 server, which has no cluster and no record table, the answer is "all of
+    them" and the record table still does not exist afterwards.
+    """
+    from thinkmeter import clickhouse
+
+    with override_settings(CLICKHOUSE_URL=clickhouse_server_url, CLICKHOUSE_CLUSTER=CLUSTER):
+        clickhouse.reset_transport()
+        try:
+            clickhouse.execute("DROP TABLE IF EXISTS thinkmeter_migrations", tag="tests.cluster.pending", system=True)
+            assert schema.pending() == schema.available()
+            exists = clickhouse.execute("EXISTS TABLE thinkmeter_migrations", tag="tests.cluster.pending", system=True)
+        finally:
+            clickhouse.reset_transport()
+    assert [list(row.values()) for row in exists] == [[0]]

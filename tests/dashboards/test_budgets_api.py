@@ -171,39 +171,41 @@ def test_engineering_page_functions(calls: Calls, project: Any) -> None:
     start = end - timedelta(days=7)
     ids = [project.pk]
     dist = queries.reasoning_distribution(ids, start, end)
-    quantiles = {(r.task_type, int(r.tier)): r for r in dist["quantiles"].itertuples()}
+    quantiles = {(r.task_type, int(r.tier)): r for r in dist.itertuples()}
     assert set(quantiles) == {("support", 2), ("code", 3)}  # classes that think
-    assert quantiles[("code", 3)].p50 == pytest.approx(np.percentile(calls.reasoning[("code", 3)], 50))
-    assert quantiles[("support", 2)].requests == 21
-    histogram = dist["histogram"]
-    assert histogram.groupby(["task_type", "tier"])["requests"].sum().to_dict() == {("code", 3): 5, ("support", 2): 21}
-    assert (histogram["bin_start"] < histogram["bin_end"]).all()
-    for row in histogram.itertuples():
-        inside = [v for v in calls.reasoning[(row.task_type, int(row.tier))] if row.bin_start <= v < row.bin_end]
-        assert len(inside) == row.requests
-    assert dist["quantiles"].attrs["sample_fraction"] == 1.0
+    for key, row in quantiles.items():  # every call read: exact, interpolated as numpy does
+        values = calls.reasoning[key]
+        assert (row.requests, row.with_thinking) == (len(values), sum(1 for v in values if v > 0))
+        for level in (50, 90, 95, 99):
+            assert getattr(row, f"p{level}") == pytest.approx(np.percentile(values, level)), (key, level)
+    assert dist.attrs["sample_fraction"] == 1.0
 
     latency = queries.latency_by_tier(ids, start, end)
     assert list(latency["tier"]) == [1, 2, 3] and list(latency["requests"]) == [4, 21, 5]
     assert (latency["duration_p50"] > 0).all() and latency["ttft_p50"].isna().all()
+    assert list(latency["ttft_requests"]) == [0, 0, 0]
 
     frontier = queries.quality_vs_reasoning(ids, start, end)
     points = {(r.task_type, int(r.tier), int(r.thinking_budget)): r for r in frontier.itertuples()}
     assert set(points) == {("support", 2, b) for b, *_ in SUPPORT_TIER2}
     assert points[("support", 2, 4096)].mean_quality == pytest.approx(0.86, abs=1e-5)
     assert points[("support", 2, 1024)].mean_reasoning_tokens == pytest.approx(512 + 37 * 2.5)
+    assert list(frontier["scored"]) == [6, 6, 6, 3]
+    assert queries.quality_vs_reasoning(ids, start, end, min_samples=4)["thinking_budget"].tolist() == [1024, 2048,
+                                                                                                         4096]
 
     used = queries.budget_vs_used(ids, start, end)
     assert len(used) == 21 and (used["ratio"] == used["reasoning_tokens"] / used["thinking_budget"]).all()
+    assert len(queries.budget_vs_used(ids, start, end, sample=5)) == 5
 
     calls = queries.call_sample(ids, start, end)
     assert len(calls) == 30 and calls.attrs["sample_fraction"] == 1.0
     shared = queries.reasoning_distribution(ids, start, end, calls=calls)
-    assert shared["quantiles"].equals(dist["quantiles"]) and shared["histogram"].equals(histogram)
+    assert shared.equals(dist)
 
     sampled = queries.call_sample(ids, start, end, sample_calls=3)
     sample = queries.trace_sample(ids, start, end, target=3)
-    assert 0 < sampled.attrs["sample_fraction"] == sample.fraction < 1
+    assert 0 < sampled.attrs["sample_fraction"] == sample.fraction < 1 and sample.table == "spans"
     assert (sampled["trace_id"] < sample.bound).all()
     in_sample = queries.latency_by_tier(ids, start, end, calls=sampled)
     assert in_sample.attrs["sample_fraction"] == sample.fraction
@@ -213,6 +215,7 @@ def test_engineering_page_functions(calls: Calls, project: Any) -> None:
         "SELECT count() AS n FROM spans WHERE project_id IN {project_ids:Array(UInt32)} AND counted = 1 "
         "AND start_time >= {start:DateTime64(6, 'UTC')} AND trace_id < {bound:String}",
         {"start": start, "bound": sample.bound}, tag="tests", projects=project.pk)[0]["n"]
+    assert len(sampled) == read
     assert int(in_sample["requests"].sum()) == round(read / sample.fraction) or read == 0
 
 

@@ -3,7 +3,9 @@
 Covers every dimension as a grouping and as a filter, the time buckets, CSV, top N plus
 "other", the 400 answers, tenant isolation, and correctness while duplicates are
 unmerged (a batch sent three times, one call reported by two instrumentations) through
-each source: the hourly rollup, the daily user rollup, raw spans and rollup+spans.
+each source: the daily and hourly rollups, the daily user rollups, raw spans and
+rollups+spans; and that a usage query reads each table once and ranks groups only when
+there are more than the limit.
 """
 
 from __future__ import annotations
@@ -239,6 +241,26 @@ def test_top_n_plus_other(dataset: list[dict[str, Any]], project_key: str) -> No
     assert header[:3] == ["session_id", "other", "requests"]
 
 
+def test_groups_are_ranked_only_past_the_limit(dataset: list[dict[str, Any]], project: Any) -> None:
+    """With no more groups than the limit the plain grouped query answers (the ranking
+    query's rows, in its order); with more, the ranking query with its "other" row."""
+    from thinkmeter import clickhouse
+
+    start, end = queries.time_range(None, None)
+
+    def rows(sql: str, params: dict[str, Any], group_by: list[str]) -> list[tuple[Any, ...]]:
+        got = clickhouse.execute(sql, params, tag="tests.usage", projects=[project.pk])
+        return [(bool(r["is_top"]), *(r[f"g_{d}"] for d in group_by), *(r[m] for m in queries.MEASURES)) for r in got]
+
+    for group_by, limit in ((["task_type", "tier"], 50), (["session_id"], 3), (["model", "user_id"], 3)):
+        query = queries.UsageQuery([project.pk], start, end, group_by=group_by, limit=limit)
+        ranked = rows(*queries.usage_sql(query), group_by)
+        assert rows(*queries.few_groups_sql(query), group_by) == ranked and all(r[0] for r in ranked), group_by
+    table = queries.usage_table(queries.UsageQuery([project.pk], start, end, group_by=["session_id"], limit=2))
+    assert [bool(v) for v in table.column("is_top").to_pylist()] == [True, True, False]
+    assert sum(table.column("requests").to_pylist()) == 3
+
+
 @pytest.mark.parametrize("params, message", [
     ({"group_by": "colour"}, "colour"),
     ({"group_by": "task_type,colour"}, "colour"),
@@ -280,8 +302,10 @@ def test_default_range_is_last_30_days_and_dates_work(ch: ModuleType, priced: No
 # ---------------------------------------------------------------- duplicates and sources
 
 SOURCE_QUERIES: dict[str, dict[str, str]] = {
-    "hourly rollup": {"group_by": "task_type"},
-    "daily user rollup": {"group_by": "user_id", "interval": "day"},
+    "daily and hourly rollups": {"group_by": "task_type"},
+    "hourly rollup": {"group_by": "task_type", "interval": "hour"},
+    "daily user totals": {"group_by": "user_id", "interval": "day"},
+    "daily user rollup": {"group_by": "user_id,model", "interval": "week"},
     "raw spans": {"group_by": "session_id"},
 }
 
@@ -290,24 +314,40 @@ def test_plan_picks_rollups_and_covers_ragged_edges() -> None:
     start = datetime(2025, 3, 1, 10, 30, tzinfo=UTC)
     end = datetime(2025, 3, 4, 7, 15, tzinfo=UTC)
 
+    def at(day: int, hour: int = 0) -> datetime:
+        return datetime(2025, 3, day, hour, tzinfo=UTC)
+
     def tables(**kwargs: Any) -> list[tuple[str, datetime, datetime]]:
         return [(s.table, s.start, s.end) for s in queries.plan(queries.UsageQuery([1], start, end, **kwargs))]
 
     assert tables(group_by=["task_type", "tier"]) == [
-        ("spans", start, datetime(2025, 3, 1, 11, tzinfo=UTC)),
-        ("usage_hourly", datetime(2025, 3, 1, 11, tzinfo=UTC), datetime(2025, 3, 4, 7, tzinfo=UTC)),
-        ("spans", datetime(2025, 3, 4, 7, tzinfo=UTC), end),
+        ("spans", start, at(1, 11)), ("usage_hourly", at(1, 11), at(2)), ("usage_daily", at(2), at(4)),
+        ("usage_hourly", at(4), at(4, 7)), ("spans", at(4, 7), end),
+    ]
+    assert tables(group_by=["task_type"], interval="hour") == [
+        ("spans", start, at(1, 11)), ("usage_hourly", at(1, 11), at(4, 7)), ("spans", at(4, 7), end),
     ]
     assert tables(group_by=["user_id"], interval="day") == [
-        ("spans", start, datetime(2025, 3, 2, tzinfo=UTC)),
-        ("usage_daily_users", datetime(2025, 3, 2, tzinfo=UTC), datetime(2025, 3, 4, tzinfo=UTC)),
-        ("spans", datetime(2025, 3, 4, tzinfo=UTC), end),
+        ("spans", start, at(2)), ("usage_daily_user_totals", at(2), at(4)), ("spans", at(4), end),
+    ]
+    assert tables(group_by=["user_id", "model"]) == [
+        ("spans", start, at(2)), ("usage_daily_users", at(2), at(4)), ("spans", at(4), end),
     ]
     assert tables(group_by=["user_id"], interval="hour") == [("spans", start, end)]
     assert tables(filters={"session_id": "s"}) == [("spans", start, end)]
     assert tables(group_by=["user_id", "service"]) == [("spans", start, end)]
-    aligned = queries.UsageQuery([1], datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 2, tzinfo=UTC))
-    assert [s.table for s in queries.plan(aligned)] == ["usage_hourly"]
+    assert [s.table for s in queries.plan(queries.UsageQuery([1], at(1), at(2)))] == ["usage_daily"]
+    assert [s.table for s in queries.plan(queries.UsageQuery([1], at(1, 3), at(1, 5)))] == ["usage_hourly"]
+
+
+def test_each_table_is_read_once() -> None:
+    """The two ragged ends of a range are one scan of their table (OR-ed time ranges)."""
+    query = queries.UsageQuery([1], datetime(2025, 3, 1, 10, 30, tzinfo=UTC), datetime(2025, 3, 4, 7, 15, tzinfo=UTC),
+                               group_by=["task_type"])
+    sql, params = queries.usage_sql(query)
+    assert [sql.count(f"FROM {table} ") for table in ("spans", "usage_hourly", "usage_daily")] == [1, 1, 1]
+    assert {params[f"s{i}_{k}_start"] for i, k in ((0, 0), (0, 1))} == {query.start, datetime(2025, 3, 4, 7,
+                                                                                             tzinfo=UTC)}
 
 
 def test_sources_agree(dataset: list[dict[str, Any]], project_key: str) -> None:
@@ -316,6 +356,7 @@ def test_sources_agree(dataset: list[dict[str, Any]], project_key: str) -> None:
         rows = rows_of(project_key, **params)
         assert sum(r["requests"] for r in rows) == 3, name
         assert sum(Decimal(r["cost_usd"]) for r in rows) == Decimal(total["cost_usd"]), name
+        assert sum(r["reasoning_tokens"] for r in rows) == total["reasoning_tokens"], name
     ragged = (base_time() - timedelta(minutes=1, seconds=3)).isoformat()
     rows = rows_of(project_key, **{"from": ragged, "group_by": "task_type"})
     assert sum(Decimal(r["cost_usd"]) for r in rows) == Decimal(total["cost_usd"])

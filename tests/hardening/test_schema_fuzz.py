@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,7 @@ FUZZ_EXAMPLES = int(os.environ.get("THINKMETER_FUZZ_EXAMPLES", "25"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
 SENDS_OUTSIDE = ("POST", "/api/v1/channels/{id}/test")
+calls: Counter[str] = Counter()  # requests made per operation in the current run
 FUZZ_SETTINGS = settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True,
                          suppress_health_check=list(HealthCheck), database=None)
 
@@ -137,6 +139,7 @@ def fuzz(app: Any, caller: Caller) -> tuple[list[str], dict[str, set[int]]]:
     schema = load(app, caller.headers, caller.cookies)
     failures: list[str] = []
     statuses: dict[str, set[int]] = {}
+    calls.clear()
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 34, [op.label for op in operations]
     for operation in operations:
@@ -150,26 +153,32 @@ def fuzz(app: Any, caller: Caller) -> tuple[list[str], dict[str, set[int]]]:
         if path_parameters:
             rounds.append(("own object", operation.as_strategy(path_parameters=path_parameters, query=query)))
         for label, strategy in rounds:
-
-            @FUZZ_SETTINGS
-            @given(case=strategy)
-            def run(case: Any) -> None:
-                try:
-                    response = case.call_and_validate(headers=caller.headers, cookies=caller.cookies, checks=CHECKS)
-                    statuses.setdefault(operation.label, set()).add(response.status_code)
-                    sent_key = any(k.lower() == "authorization" for k in (case.headers or {}))
-                    if response.status_code == 401 and not sent_key:  # only a generated (bad) key may be refused
-                        failures.append(f"{operation.label}: 401 without a generated Authorization header")
-                finally:
-                    settle(case)
-
             try:
-                run()
+                fuzz_round(operation.label, strategy, caller, failures, statuses)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:  # noqa: B036 -- schemathesis' FailureGroup: collect all, report at the end
                 failures.append(f"{operation.label} [{label}]: {str(exc)[:1500]}")
     return failures, statuses
+
+
+def fuzz_round(label: str, strategy: Any, caller: Caller, failures: list[str], statuses: dict[str, set[int]]) -> None:
+    """One Hypothesis run of one operation's strategy: call, validate, record the status."""
+
+    @FUZZ_SETTINGS
+    @given(case=strategy)
+    def run(case: Any) -> None:
+        try:
+            response = case.call_and_validate(headers=caller.headers, cookies=caller.cookies, checks=CHECKS)
+            statuses.setdefault(label, set()).add(response.status_code)
+            calls[label] += 1
+            sent_key = any(k.lower() == "authorization" for k in (case.headers or {}))
+            if response.status_code == 401 and not sent_key:  # only a generated (bad) key may be refused
+                failures.append(f"{label}: 401 without a generated Authorization header")
+        finally:
+            settle(case)
+
+    run()
 
 
 def reached(statuses: dict[str, set[int]]) -> set[str]:
@@ -187,7 +196,8 @@ def check_run(caller: Caller) -> None:
     finally:
         quiet.setLevel(level)
     assert not failures, "\n\n".join(failures)
-    print({label: sorted(seen) for label, seen in sorted(statuses.items())})
+    print(f"schemathesis: {len(statuses)} operations, {sum(calls.values())} requests; operations per status "
+          f"{dict(sorted(Counter(code for seen in statuses.values() for code in seen).items()))}")
     assert len(reached(statuses)) >= 25, sorted(set(statuses) - reached(statuses))
 
 

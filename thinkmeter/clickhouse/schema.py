@@ -64,17 +64,21 @@ def record_table(ctx: SchemaContext) -> list[str]:
     )
 
 
-def applied(ctx: SchemaContext | None = None) -> list[str]:
-    """Names of the migrations recorded as applied (creates the record table when missing)."""
-    for statement in record_table(ctx or context_from_settings()):
-        client.execute(statement, tag=TAG, system=True)
+def applied() -> list[str]:
+    """Names of the migrations recorded as applied; only reads (``/readyz`` asks often, and in
+    cluster mode creating the record table is distributed DDL)."""
+    exists = client.execute(f"EXISTS TABLE {RECORD_TABLE}", tag=TAG, system=True)
+    if not exists or not next(iter(exists[0].values())):
+        return []
     rows = client.execute(f"SELECT DISTINCT name FROM {RECORD_TABLE} ORDER BY name", tag=TAG, system=True)
     return [row["name"] for row in rows]
 
 
 def migrate(ctx: SchemaContext, log: Callable[[str], None] = lambda _: None) -> list[str]:
     """Apply every migration not yet applied; return the names applied now."""
-    done = set(applied(ctx))
+    for statement in record_table(ctx):
+        client.execute(statement, tag=TAG, system=True)
+    done = set(applied())
     newly: list[str] = []
     for name in available():
         if name in done:
@@ -112,6 +116,7 @@ def context_from_settings() -> SchemaContext:
         raise ClickHouseConfigError(str(exc)) from None
 
 
-def pending(ctx: SchemaContext | None = None) -> list[str]:
-    done = set(applied(ctx))
+def pending() -> list[str]:
+    """Migrations not recorded as applied (reads only)."""
+    done = set(applied())
     return [name for name in available() if name not in done]

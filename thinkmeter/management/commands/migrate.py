@@ -35,6 +35,7 @@ class Command(DjangoMigrate):
             return
         if options["verbosity"] >= 1:
             self.stdout.write(self.style.MIGRATE_HEADING(f"ClickHouse migrations ({cfg.describe()}):"))
-        applied = schema.migrate(schema.context_from_settings(), log=self.stdout.write)
+        log = self.stdout.write if options["verbosity"] >= 1 else (lambda _: None)
+        applied = schema.migrate(schema.context_from_settings(), log=log)
         if options["verbosity"] >= 1 and not applied:
             self.stdout.write("  No ClickHouse migrations to apply.")

@@ -3,8 +3,8 @@
  *
  * - <select data-autosubmit>: submits its form when changed.
  * - <form data-confirm="Question?">: asks before submitting.
- * - <select data-example-for="TEXTAREA-ID">: copies the text of the
- *   <script type="text/plain" data-example="TITLE"> picked into the textarea.
+ * - <select data-example-for="TEXTAREA-ID">: copies the chosen option's data-text into the
+ *   textarea (an attribute: the browser decodes its HTML escapes, unlike a script's text).
  */
 (function () {
   "use strict";
@@ -24,9 +24,8 @@
       var area = document.getElementById(select.getAttribute("data-example-for"));
       if (!area) { return; }
       select.addEventListener("change", function () {
-        document.querySelectorAll("script[data-example]").forEach(function (el) {
-          if (el.getAttribute("data-example") === select.value) { area.value = el.textContent; }
-        });
+        var option = select.options[select.selectedIndex];
+        if (option && option.hasAttribute("data-text")) { area.value = option.getAttribute("data-text"); }
       });
     });
   }

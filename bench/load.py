@@ -1,0 +1,392 @@
+"""Load test: sustained OTLP ingest at a fixed rate for N minutes while dashboards are read.
+
+Starts a fresh ``manage.py serve`` in embedded mode (its own chdb store and SQLite
+database under a temporary directory, a project, its key and a superuser), then for
+``--minutes`` (default 5):
+
+- sends OTLP/HTTP protobuf requests of ``--batch`` spans (bench/ingest.py's realistic
+  payloads, fresh ids on every send) on a fixed schedule at ``--rate`` spans/s, or at
+  ``--fraction`` (default 0.8) of the capacity that bench/ingest.py measured when its
+  JSON output is given with ``--capacity-json``; ``--clients`` connections share the
+  schedule (open loop: a slow answer does not slow the schedule, it makes the next
+  sends late, and the lateness is reported);
+- every ``--poll-seconds`` (default 5) a signed-in user reads the Finance and Engineering
+  pages and a key reads ``/api/v1/usage?group_by=task_type,tier``;
+- samples the resident memory of the serving process (and of it with its ingest worker
+  processes) every second.
+
+Prints one JSON object: ingest answers by status (``errors_5xx`` must be 0), request
+latency p50/p99, target and achieved rate, the serving process's resident memory (at
+the start, after the warm-up of a minute or a fifth of the run while caches fill, at
+the end, the growth since the warm-up, the maximum, and a sample every 30 s; also with
+its ingest worker processes), the dashboard answers (count, failures, p50/p95, per
+page), and the spans stored, counted after the server stops (every span answered 200
+must be there).
+
+    flock /tmp/bench.lock .venv/bin/python bench/ingest.py --spans 1000000 > /tmp/capacity.json
+    flock /tmp/bench.lock .venv/bin/python bench/load.py --capacity-json /tmp/capacity.json
+    flock /tmp/bench.lock .venv/bin/python bench/load.py --minutes 0.5 --rate 2000   # a short check
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.ingest import distinct, free_port, make_payload, process_tree, rss_kib, wait_for_port  # noqa: E402
+
+PAGES = {"finance": "/finance/", "engineering": "/engineering/", "usage_api": "/api/v1/usage?group_by=task_type,tier"}
+RSS_SERIES_SECONDS = 30
+WARMUP_SECONDS = 60.0  # or a fifth of a shorter run: memory grows while caches fill, then should stay flat
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def tree_rss_kib(pid: int) -> int:
+    """Resident memory of ``pid`` and its descendants (the serving process and its ingest workers)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            total += rss_kib(member)
+        except OSError:
+            pass  # a worker that exited between the listing and the read
+    return total
+
+
+# ---------------------------------------------------------------- the served instance
+
+
+class Instance:
+    """``manage.py serve`` in embedded mode on a free port, with a project key and a superuser."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.env = {**os.environ, "CLICKHOUSE_URL": f"chdb://{workdir}/clickhouse",
+                    "DATABASE_URL": f"sqlite:///{workdir}/db.sqlite3", "THINKMETER_GRPC_PORT": "0",
+                    "THINKMETER_RATE_LIMIT_PER_SECOND": "100000", "THINKMETER_LOG_LEVEL": "WARNING",
+                    "THINKMETER_BASE_URL": "http://127.0.0.1"}
+        self.env.pop("CELERY_BROKER_URL", None)  # embedded mode: the in-process task worker
+        self.username, self.password = "bench", secrets.token_urlsafe(16)
+        self.port = free_port()
+        self.server: subprocess.Popen[bytes] | None = None
+        self.key = ""
+
+    def manage(self, *args: str, **env: str) -> str:
+        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**self.env, **env}, check=True,
+                              capture_output=True, text=True)
+        return done.stdout
+
+    def prepare(self) -> None:
+        self.manage("migrate", "-v", "0")
+        self.key = self.manage("create_project", "bench").strip().splitlines()[-1]
+        self.manage("createsuperuser", "--noinput", "--username", self.username, "--email", "bench@localhost",
+                    DJANGO_SUPERUSER_PASSWORD=self.password)
+
+    def start(self) -> None:
+        self.server = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(self.port)], cwd=ROOT,
+                                       env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_port(self.port, self.server)
+
+    @property
+    def pid(self) -> int:
+        assert self.server is not None
+        return self.server.pid
+
+    def stop(self) -> None:
+        if self.server is not None and self.server.poll() is None:
+            self.server.terminate()
+            self.server.wait(timeout=120)
+
+    def stored_spans(self) -> int:
+        out = self.manage("shell", "-c", "from thinkmeter import clickhouse as c; "
+                          "print(c.execute('SELECT count() AS n FROM spans', tag='bench.count', system=True)[0]['n'])")
+        return int(out.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- ingest at a fixed rate
+
+
+@dataclass
+class IngestLoad:
+    port: int
+    key: str
+    rate: float  # spans per second
+    batch: int
+    seconds: float
+    clients: int
+    templates: list[bytes]
+    latencies: list[float] = field(default_factory=list)
+    lateness: list[float] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    sent: int = 0
+    ok_spans: int = 0
+    elapsed: float = 0.0
+    _next: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self) -> None:
+        interval = self.batch / self.rate
+        total = int(self.seconds / interval)
+        started = time.monotonic()
+
+        def client(number: int) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            while True:
+                with self._lock:
+                    i = self._next
+                    self._next += 1
+                if i >= total:
+                    return
+                due = started + i * interval
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                body = distinct(self.templates[i % len(self.templates)], i)
+                t0 = time.monotonic()
+                try:
+                    conn.request("POST", "/v1/traces", body=body, headers={
+                        "Content-Type": "application/x-protobuf", "Content-Encoding": "gzip",
+                        "Authorization": f"Bearer {self.key}"})
+                    response = conn.getresponse()
+                    response.read()
+                    status = str(response.status)
+                except (OSError, http.client.HTTPException) as exc:
+                    status = f"transport:{type(exc).__name__}"
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+                finished = time.monotonic()
+                with self._lock:
+                    self.latencies.append(finished - t0)
+                    self.lateness.append(max(t0 - due, 0.0))
+                    self.statuses[status] = self.statuses.get(status, 0) + 1
+                    self.sent += self.batch
+                    if status == "200":
+                        self.ok_spans += self.batch
+
+        threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(self.clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.elapsed = time.monotonic() - started
+
+
+# ---------------------------------------------------------------- dashboards read meanwhile
+
+
+@dataclass
+class DashboardPoller:
+    port: int
+    key: str
+    username: str
+    password: str
+    every: float
+    stop: threading.Event = field(default_factory=threading.Event)
+    answers: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in PAGES})
+    failures: list[str] = field(default_factory=list)
+
+    def login(self) -> Any:
+        import httpx
+
+        client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=120, follow_redirects=False)
+        form = client.get("/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+        if form.status_code != 200 or token is None:
+            raise SystemExit(f"GET /login/ answered {form.status_code} without a CSRF token")
+        signed_in = client.post("/login/", data={"username": self.username, "password": self.password,
+                                                 "csrfmiddlewaretoken": token.group(1), "next": "/"})
+        if signed_in.status_code != 302:
+            raise SystemExit(f"signing in answered {signed_in.status_code}, not a redirect")
+        return client
+
+    def poll_once(self, client: Any) -> None:
+        for name, path in PAGES.items():
+            headers = {"Authorization": f"Bearer {self.key}"} if name == "usage_api" else {}
+            started = time.monotonic()
+            try:
+                response = client.get(path, headers=headers)
+                ok = response.status_code == 200
+                outcome = str(response.status_code)
+            except Exception as exc:  # reported, never fatal: the load goes on
+                ok, outcome = False, type(exc).__name__
+            if ok:
+                self.answers[name].append(time.monotonic() - started)
+            else:
+                self.failures.append(f"{name}: {outcome}")
+
+    def run(self) -> None:
+        client = self.login()
+        try:
+            while not self.stop.is_set():
+                started = time.monotonic()
+                self.poll_once(client)
+                self.stop.wait(max(self.every - (time.monotonic() - started), 0.0))
+        finally:
+            client.close()
+
+    def report(self) -> dict[str, Any]:
+        every = [t for times in self.answers.values() for t in times]
+        return {
+            "answers": len(every), "failures": len(self.failures), "failure_samples": self.failures[:5],
+            "latency_ms_p50": ms(percentile(every, 0.5)), "latency_ms_p95": ms(percentile(every, 0.95)),
+            "per_page": {name: {"answers": len(times), "latency_ms_p50": ms(percentile(times, 0.5)),
+                                "latency_ms_p95": ms(percentile(times, 0.95))}
+                         for name, times in self.answers.items()},
+        }
+
+
+# ---------------------------------------------------------------- memory
+
+
+@dataclass
+class MemorySampler:
+    pid: int
+    stop: threading.Event = field(default_factory=threading.Event)
+    main: list[tuple[float, int]] = field(default_factory=list)
+    tree: list[tuple[float, int]] = field(default_factory=list)
+
+    def sample(self, started: float) -> None:
+        now = time.monotonic() - started
+        self.main.append((now, rss_kib(self.pid)))
+        self.tree.append((now, tree_rss_kib(self.pid)))
+
+    def run(self, started: float) -> None:
+        while not self.stop.wait(1.0):
+            self.sample(started)
+
+    @staticmethod
+    def summary(samples: list[tuple[float, int]], warmup: float) -> dict[str, Any]:
+        """MiB at the start, after the warm-up (caches filled), at the end, the maximum, and every 30 s."""
+        series: dict[str, int] = {}
+        next_at = 0.0
+        for at, kib in samples:
+            if at >= next_at:
+                series[f"{round(at)}s"] = kib // 1024
+                next_at += RSS_SERIES_SECONDS
+        warm = next((kib for at, kib in samples if at >= warmup), samples[-1][1]) // 1024
+        end = samples[-1][1] // 1024
+        return {"start": samples[0][1] // 1024, "after_warmup": warm, "end": end,
+                "growth_after_warmup": end - warm, "max": max(k for _, k in samples) // 1024, "series": series}
+
+
+# ---------------------------------------------------------------- main
+
+
+def target_rate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[float, float | None]:
+    if (args.rate is None) == (args.capacity_json is None):
+        parser.error("give either --rate (spans/s) or --capacity-json (bench/ingest.py's output)")
+    if args.rate is not None:
+        if args.rate <= 0:
+            parser.error("--rate must be above 0 spans/s")
+        return args.rate, None
+    try:
+        measured = json.loads(Path(args.capacity_json).read_text())
+        capacity = float(measured["spans_per_s"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        parser.error(f"--capacity-json {args.capacity_json}: not bench/ingest.py's JSON with spans_per_s ({exc})")
+    if not 0 < args.fraction <= 1:
+        parser.error("--fraction must be in (0, 1]")
+    return capacity * args.fraction, capacity
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--rate", type=float, default=None, help="spans per second")
+    parser.add_argument("--capacity-json", default=None, help="bench/ingest.py's JSON output (its spans_per_s)")
+    parser.add_argument("--fraction", type=float, default=0.8, help="of the capacity, with --capacity-json")
+    parser.add_argument("--batch", type=int, default=512, help="spans per request")
+    parser.add_argument("--clients", type=int, default=8, help="connections sharing the send schedule")
+    parser.add_argument("--poll-seconds", type=float, default=5.0, help="between two dashboard reads")
+    parser.add_argument("--distinct-payloads", type=int, default=32)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+    rate, capacity = target_rate(args, parser)
+    if args.minutes <= 0 or args.batch <= 0 or args.clients <= 0 or args.poll_seconds <= 0:
+        parser.error("--minutes, --batch, --clients and --poll-seconds must be above 0")
+
+    workdir = Path(tempfile.mkdtemp(prefix="thinkmeter-load-"))
+    instance = Instance(workdir)
+    try:
+        instance.prepare()
+        instance.start()
+        print(f"server pid {instance.pid} on :{instance.port}; {rate:,.0f} spans/s for {args.minutes:g} min",
+              file=sys.stderr)
+        rng = random.Random(11)
+        load = IngestLoad(instance.port, instance.key, rate, args.batch, args.minutes * 60, args.clients,
+                          [make_payload(rng, args.batch) for _ in range(args.distinct_payloads)])
+        poller = DashboardPoller(instance.port, instance.key, instance.username, instance.password,
+                                 args.poll_seconds)
+        memory = MemorySampler(instance.pid)
+        started = time.monotonic()
+        memory.sample(started)
+        threads = [threading.Thread(target=poller.run, daemon=True),
+                   threading.Thread(target=memory.run, args=(started,), daemon=True)]
+        for thread in threads:
+            thread.start()
+        load.run()
+        poller.stop.set()
+        memory.sample(started)
+        memory.stop.set()
+        for thread in threads:
+            thread.join(timeout=180)
+        instance.stop()
+        stored = instance.stored_spans()
+    finally:
+        instance.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    errors_5xx = sum(n for status, n in load.statuses.items() if status.startswith("5"))
+    warmup = min(WARMUP_SECONDS, args.minutes * 60 / 5)
+    report = {
+        "bench": "load_ingest_with_dashboards",
+        "command": " ".join(["bench/load.py", *sys.argv[1:]]),
+        "minutes": args.minutes, "batch": args.batch, "clients": args.clients,
+        "capacity_spans_per_s": capacity, "fraction": args.fraction if capacity else None,
+        "seconds": round(load.elapsed, 1),
+        "target_spans_per_s": round(rate), "achieved_spans_per_s": round(load.sent / load.elapsed),
+        "requests": sum(load.statuses.values()), "statuses": dict(sorted(load.statuses.items())),
+        "errors_5xx": errors_5xx,
+        "transport_errors": sum(n for status, n in load.statuses.items() if status.startswith("transport")),
+        "latency_ms_p50": ms(percentile(load.latencies, 0.5)), "latency_ms_p99": ms(percentile(load.latencies, 0.99)),
+        "latency_ms_max": ms(max(load.latencies, default=0.0)),
+        "send_lateness_ms_p99": ms(percentile(load.lateness, 0.99)),
+        "warmup_seconds": round(warmup),
+        "server_rss_mib": MemorySampler.summary(memory.main, warmup),
+        "server_with_ingest_workers_rss_mib": MemorySampler.summary(memory.tree, warmup),
+        "dashboards": poller.report(),
+        "spans_answered_200": load.ok_spans, "spans_stored": stored,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
