@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from dashboards import queries
@@ -116,15 +117,17 @@ def _breakdown(frame: pd.DataFrame, dim: str, names: dict[str, str], limit: int)
     if frame.empty:
         return pd.DataFrame(columns=columns)
     keys = [OTHER_KEY if other else str(value) for value, other in zip(frame[dim], frame["other"], strict=True)]
-    grouped = frame[list(TOTAL_COLUMNS)].groupby(pd.Series(keys, index=frame.index), sort=False).sum()
-    grouped = grouped.sort_values("cost_total", ascending=False)
-    top = grouped[grouped.index != OTHER_KEY].head(limit)
-    rest = grouped.drop(index=top.index)
-    if len(rest):
-        top = pd.concat([top, rest.sum().to_frame(OTHER_KEY).T])
-    out = top.reset_index(names="key")
-    out.insert(0, "label", [_label(dim, str(key), names) for key in out.pop("key")])
-    return out[columns]
+    values = frame[list(TOTAL_COLUMNS)].to_numpy(dtype="float64")
+    sums: dict[str, np.ndarray] = {}
+    for key, row in zip(keys, values, strict=True):
+        sums[key] = sums[key] + row if key in sums else row.copy()
+    ranked = sorted((k for k in sums if k != OTHER_KEY), key=lambda k: -sums[k][-1])  # by cost_total, stable
+    top, rest = ranked[:limit], ranked[limit:] + ([OTHER_KEY] if OTHER_KEY in sums else [])
+    rows = [[_label(dim, key, names), *sums[key]] for key in top]
+    if rest:
+        rows.append([_label(dim, OTHER_KEY, names), *np.sum([sums[k] for k in rest], axis=0)])
+    counts = {c: "int64" for c in TOTAL_COLUMNS if not c.startswith("cost")}
+    return pd.DataFrame(rows, columns=columns).round({c: 0 for c in counts}).astype(counts)
 
 
 def _label(dim: str, key: str, names: dict[str, str]) -> str:

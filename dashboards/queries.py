@@ -68,6 +68,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from thinkmeter import clickhouse
 from thinkmeter.clickhouse import PROJECT_PARAM
@@ -555,6 +556,10 @@ USAGE_COLUMNS: tuple[str, ...] = (
 )
 
 
+def _floats(table: pa.Table, name: str) -> np.ndarray:
+    return pc.cast(table.column(name), pa.float64()).to_numpy()
+
+
 def usage_frame(query: UsageQuery, tag: str = "pages.usage") -> pd.DataFrame:
     """A usage query as a DataFrame for charts: [bucket], dimensions, ``other``, requests,
     token sums and float money columns cost_input, cost_cache, cost_output, cost_reasoning, cost_total."""
@@ -563,32 +568,28 @@ def usage_frame(query: UsageQuery, tag: str = "pages.usage") -> pd.DataFrame:
                 "visible_output_tokens", "cost_input", "cost_cache", "cost_output", "cost_reasoning", "cost_total"])
     if table.num_rows == 0:
         return pd.DataFrame(columns=columns)
-    df = table.to_pandas()
-    out = pd.DataFrame(index=df.index)
+    data: dict[str, Any] = {}
     if query.interval:
-        out["bucket"] = pd.to_datetime(df["bucket"], utc=True)
-    other = ~df["is_top"].astype(bool) if query.group_by else pd.Series(False, index=df.index)
+        data["bucket"] = pd.to_datetime(table.column("bucket").to_pandas(), utc=True)
+    other = (~np.asarray(table.column("is_top").to_pylist(), dtype=bool) if query.group_by
+             else np.zeros(table.num_rows, dtype=bool))
     slugs = project_slugs(query.project_ids) if "project" in query.group_by else {}
     for dim in query.group_by:
-        values = df[f"g_{dim}"]
+        values = table.column(f"g_{dim}").to_pylist()
         if dim == "project":
-            values = values.map(lambda v: slugs.get(int(v), str(v)))
-        out[dim] = values.astype(object).where(~other, OTHER)
-    out["other"] = other.to_numpy()
-    out["requests"] = df["requests"].astype("int64")
+            values = [slugs.get(int(v), str(v)) for v in values]
+        data[dim] = [OTHER if is_other else value for value, is_other in zip(values, other, strict=True)]
+    data["other"] = other
+    data["requests"] = table.column("requests").to_numpy().astype("int64")
     for m in TOKEN_MEASURES:
-        out[m] = df[m].astype("int64")
-    out["visible_output_tokens"] = out["output_tokens"] - out["reasoning_tokens"]
-
-    def money(name: str) -> pd.Series:
-        return df[name].map(float).astype("float64")
-
-    out["cost_input"] = money("cost_input")
-    out["cost_cache"] = money("cost_cache_read") + money("cost_cache_write")
-    out["cost_output"] = money("cost_output_visible")
-    out["cost_reasoning"] = money("cost_reasoning")
-    out["cost_total"] = money("cost_total")
-    return out[columns].reset_index(drop=True)
+        data[m] = table.column(m).to_numpy().astype("int64")
+    data["visible_output_tokens"] = data["output_tokens"] - data["reasoning_tokens"]
+    data["cost_input"] = _floats(table, "cost_input")
+    data["cost_cache"] = _floats(table, "cost_cache_read") + _floats(table, "cost_cache_write")
+    data["cost_output"] = _floats(table, "cost_output_visible")
+    data["cost_reasoning"] = _floats(table, "cost_reasoning")
+    data["cost_total"] = _floats(table, "cost_total")
+    return pd.DataFrame({column: data[column] for column in columns})
 
 
 # ---------------------------------------------------------------- traces
@@ -1301,9 +1302,10 @@ def _df(sql: str, params: dict[str, Any], project_ids: Sequence[int], tag: str,
     return clickhouse.query_df(sql, params, tag=tag, projects=_ids(project_ids), settings=settings)
 
 
-CALL_COLUMNS = ["project_id", "trace_id", "task_type", "tier", "model", "thinking_budget", "reasoning_effort",
+CALL_COLUMNS = ["project_id", "task_type", "tier", "model", "thinking_budget", "reasoning_effort",
                 "reasoning_tokens", "duration_ms", "ttft_ms", "quality", "request_key", "pick"]
-REQUEST_KEY = {"spans": "cityHash64(if(s.request_id = '', s.trace_id, s.request_id))", "sampled_calls": "s.request_key"}
+# the two columns ``sampled_calls`` computes at insert, over spans
+COMPUTED = {name: _sampling.SAMPLED_CALLS[name][1] for name in ("request_key", "pick")}
 # strings come back as dictionaries (pandas categoricals): cheap to group by
 CALL_SETTINGS = {"output_format_arrow_low_cardinality_as_dictionary": 1}
 
@@ -1316,7 +1318,7 @@ SAMPLES_KEPT = 8
 def call_sample(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None, *,
                 score_name: str = "quality", sample_calls: int = SAMPLE_CALLS, reuse: bool = True) -> pd.DataFrame:
     """LLM calls (``counted = 1``) of the range — all of them, or a uniform sample of traces
-    with about ``sample_calls`` calls — one row each: project_id, trace_id, task_type, tier,
+    with about ``sample_calls`` calls — one row each: project_id, task_type, tier,
     model, thinking_budget, reasoning_effort, reasoning_tokens, duration_ms, ttft_ms (0 when
     not reported), quality (the span's, else the trace's latest ``score_name`` score; NaN
     without), request_key (a hash of the request id, or of the trace id for calls without
@@ -1360,12 +1362,14 @@ def _read_calls(project_ids: Sequence[int], start: datetime, end: datetime, filt
     where, params = sample.where(project_ids, start, end, filters, alias="s.")
     join, quality, quality_params = _quality_source(score_name, sample)
     params.update(quality_params)
+    computed = {name: f"s.{name}" if sample.table == "sampled_calls" else expression.replace("spans.", "s.")
+                for name, expression in COMPUTED.items()}
     df = _df(
-        f"""SELECT s.project_id AS project_id, s.trace_id AS trace_id, s.task_type AS task_type, s.tier AS tier,
+        f"""SELECT s.project_id AS project_id, s.task_type AS task_type, s.tier AS tier,
             s.model AS model, s.thinking_budget AS thinking_budget, s.reasoning_effort AS reasoning_effort,
             s.reasoning_tokens AS reasoning_tokens, s.duration_ns / 1e6 AS duration_ms,
-            toFloat64(s.ttft_ms) AS ttft_ms, {quality} AS quality, {REQUEST_KEY[sample.table]} AS request_key,
-            cityHash64(s.trace_id, toUnixTimestamp64Nano(s.start_time)) AS pick
+            toFloat64(s.ttft_ms) AS ttft_ms, {quality} AS quality, {computed["request_key"]} AS request_key,
+            {computed["pick"]} AS pick
         FROM {sample.table} AS s {join}
         WHERE {where}""",
         params, project_ids, "pages.call_sample", settings=CALL_SETTINGS,
@@ -1397,15 +1401,26 @@ def _finish(out: pd.DataFrame, columns: Sequence[str], fraction: float) -> pd.Da
     return out
 
 
+def _codes(column: pd.Series) -> np.ndarray:
+    """Small non-negative integers standing for a column's values (equal values, equal codes)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy().astype(np.int64)
+    values = column.to_numpy()
+    if values.dtype.kind in "iu" and (not len(values) or (values.min() >= 0 and values.max() < 1 << 16)):
+        return values.astype(np.int64)
+    return np.unique(values, return_inverse=True)[1].astype(np.int64)
+
+
 def _group(df: pd.DataFrame, keys: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Group rows by ``keys`` with numpy: (the key columns of each group's first row, each
     row's group index, each group's row count). Group order is arbitrary."""
     combined = np.zeros(len(df), dtype=np.int64)
     for key in keys:
-        column = df[key]
-        values = column.cat.codes.to_numpy() if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
-        _, codes = np.unique(values, return_inverse=True)
-        _, combined = np.unique(combined * (int(codes.max(initial=0)) + 1) + codes, return_inverse=True)
+        codes = _codes(df[key])
+        width = int(codes.max(initial=0)) + 1
+        if int(combined.max(initial=0)) >= (1 << 62) // width:  # renumber densely before it could overflow
+            combined = np.unique(combined, return_inverse=True)[1].astype(np.int64)
+        combined = combined * width + codes
     _, first, inverse, counts = np.unique(combined, return_index=True, return_inverse=True, return_counts=True)
     return df[list(keys)].iloc[first].reset_index(drop=True), inverse, counts
 
@@ -1414,16 +1429,13 @@ def _group_quantiles(inverse: np.ndarray, counts: np.ndarray, values: np.ndarray
                      levels: Sequence[float]) -> np.ndarray:
     """Per group (rows) and level (columns): the quantile of ``values`` interpolating
     linearly between closest ranks (numpy's default); NaN for an empty group."""
-    ordered = values[np.lexsort((values, inverse))].astype("float64")
-    last = np.maximum(counts - 1, 0)
-    starts = np.cumsum(counts) - counts
-    position = starts[:, None] + np.asarray(levels, dtype="float64")[None, :] * last[:, None]
-    if not len(ordered):
-        return np.full(position.shape, math.nan)
-    low = np.minimum(np.floor(position).astype(np.int64), len(ordered) - 1)
-    high = np.minimum(np.minimum(low + 1, (starts + last)[:, None]), len(ordered) - 1)
-    out = ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-    out[counts == 0] = math.nan
+    keys = inverse.astype(np.uint16) if len(counts) <= 1 << 16 else inverse  # small ints sort in linear time
+    grouped = values[np.argsort(keys, kind="stable")].astype("float64")
+    out = np.full((len(counts), len(levels)), math.nan)
+    ends = np.cumsum(counts)
+    for group, (end, count) in enumerate(zip(ends, counts, strict=True)):
+        if count:
+            out[group] = np.quantile(grouped[end - count:end], levels)
     return out
 
 
@@ -1521,7 +1533,7 @@ def quality_vs_reasoning(project_ids: Sequence[int], start: datetime, end: datet
     columns = [*keys, "scored", "requests", "mean_reasoning_tokens", "mean_quality"]
     df = _calls(calls, project_ids, start, end, filters, score_name=score_name)
     fraction = df.attrs.get("sample_fraction", 1.0)
-    scored = df[df["quality"].notna()]
+    scored = df.loc[df["quality"].notna().to_numpy(), [*keys, "reasoning_tokens", "quality"]]
     if scored.empty:
         return _empty(columns, fraction)
     out, inverse, counts = _group(scored, keys)
@@ -1538,14 +1550,14 @@ def quality_vs_reasoning(project_ids: Sequence[int], start: datetime, end: datet
 def budget_vs_used(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
                    sample: int = 2000, calls: pd.DataFrame | None = None) -> pd.DataFrame:
     """Requested thinking budget against reasoning tokens used: up to ``sample`` calls with a
-    budget (those with the smallest ``pick`` hash). Columns: trace_id, task_type, tier,
-    model, thinking_budget, reasoning_tokens, ratio (used ÷ budget)."""
-    columns = ["trace_id", "task_type", "tier", "model", "thinking_budget", "reasoning_tokens", "ratio"]
+    budget (those with the smallest ``pick`` hash). Columns: task_type, tier, model,
+    thinking_budget, reasoning_tokens, ratio (used ÷ budget)."""
+    columns = ["task_type", "tier", "model", "thinking_budget", "reasoning_tokens", "ratio"]
     df = _calls(calls, project_ids, start, end, filters)
     fraction = df.attrs.get("sample_fraction", 1.0)
-    with_budget = df[df["thinking_budget"] > 0]
-    chosen = with_budget.iloc[np.argsort(with_budget["pick"].to_numpy(), kind="stable")[:sample]]
-    out = _as_str(chosen, "trace_id", "task_type", "model").astype(
+    rows = np.flatnonzero(df["thinking_budget"].to_numpy() > 0)
+    rows = rows[np.argsort(df["pick"].to_numpy()[rows], kind="stable")[:sample]]
+    out = _as_str(df.iloc[rows][columns[:-1]], "task_type", "model").astype(
         {"tier": "int64", "thinking_budget": "int64", "reasoning_tokens": "int64"})
     out["ratio"] = out["reasoning_tokens"] / out["thinking_budget"]
     return _finish(out, columns, fraction)
@@ -1555,33 +1567,35 @@ def runaway_traces(project_ids: Sequence[int], start: datetime, end: datetime, l
                    filters: Filters | None = None) -> list[dict[str, Any]]:
     """The newest traces with a runaway call (``runaway = 1``; with ``filters``, a runaway call
     matching them), as :func:`search_traces` rows, newest first. Looks at the newest hours
-    first and widens the window until it has ``limit`` traces; their rows are computed
-    from :data:`TRACE_LOOKBACK` before the oldest runaway call found (as trace search does)."""
+    first and widens the window until it has ``limit`` traces; each try is one statement
+    that finds the traces and computes their rows from :data:`TRACE_LOOKBACK` before the
+    window (as trace search does)."""
     ids = _ids(project_ids)
     if not ids:
         return []
     start, end = as_utc(start), as_utc(end)
-    trace_filters = {k: v for k, v in normalize_filters(filters).items() if k in TRACE_FILTERS}
-    windows = [end - w for w in TRACE_WINDOWS if end - w > start] + [start]
-    found: list[dict[str, Any]] = []
-    for window_start in windows:
-        where, params = _where(ids, window_start, end, trace_filters, counted=False)
-        params["limit"] = limit
-        found = clickhouse.execute(
-            f"""SELECT trace_id, toUnixTimestamp64Nano(min(start_time)) AS first_ns FROM spans
-            WHERE {where} AND runaway = 1
-            GROUP BY trace_id ORDER BY first_ns DESC, trace_id LIMIT {{limit:UInt32}}""",
-            params, tag="pages.runaway_traces.find", projects=ids,
-        )
-        if len(found) >= limit:
-            break
-    if not found:
-        return []
-    oldest = _ns_to_dt(min(int(r["first_ns"]) for r in found))
+    clauses, params = _filter_sql({k: v for k, v in normalize_filters(filters).items() if k in TRACE_FILTERS})
     search = TraceSearch(ids, start, end, limit=limit)
-    sql, params = _trace_query(search, max(start, oldest - TRACE_LOOKBACK), [r["trace_id"] for r in found])
+    windows = [end - w for w in TRACE_WINDOWS if end - w > start] + [start]
+    rows: list[dict[str, Any]] = []
+    for window_start in windows:
+        where, where_params = _trace_where(search, max(start, window_start - TRACE_LOOKBACK))
+        find = " AND ".join([f"project_id IN {PROJECT_PARAM}", f"start_time >= {{window_start:{TS}}}",
+                             f"start_time < {{end:{TS}}}", "runaway = 1", *clauses])
+        rows = clickhouse.execute(
+            f"""SELECT {TRACE_AGGREGATES}
+            FROM spans
+            WHERE {' AND '.join(where)} AND trace_id IN (
+                SELECT trace_id FROM spans WHERE {find}
+                GROUP BY trace_id ORDER BY min(start_time) DESC, trace_id LIMIT {{limit:UInt32}})
+            GROUP BY project_id, trace_id ORDER BY trace_start DESC, trace_id""",
+            {**params, **where_params, "window_start": window_start, "limit": limit},
+            tag="pages.runaway_traces", projects=ids,
+        )
+        if len(rows) >= limit:
+            break
     slugs = project_slugs(ids)
-    return [_trace_row(r, slugs) for r in clickhouse.execute(sql, params, tag="pages.runaway_traces", projects=ids)]
+    return [_trace_row(r, slugs) for r in rows]
 
 
 # ---------------------------------------------------------------- page data: prices

@@ -113,14 +113,13 @@ class Writer:
         return submission.counted
 
     def _run(self) -> None:
-        linger = linger_s()
         while True:
             first = self._queue.get()
             if first is None:
                 return
             batch = [first]
             size = first.table.num_rows
-            deadline = first.queued_at + linger
+            deadline = first.queued_at + linger_s()
             while size < MAX_FLUSH_ROWS:
                 wait = deadline - time.monotonic()
                 try:

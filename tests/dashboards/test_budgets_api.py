@@ -206,7 +206,6 @@ def test_engineering_page_functions(calls: Calls, project: Any) -> None:
     sampled = queries.call_sample(ids, start, end, sample_calls=3)
     sample = queries.trace_sample(ids, start, end, target=3)
     assert 0 < sampled.attrs["sample_fraction"] == sample.fraction < 1 and sample.table == "spans"
-    assert (sampled["trace_id"] < sample.bound).all()
     in_sample = queries.latency_by_tier(ids, start, end, calls=sampled)
     assert in_sample.attrs["sample_fraction"] == sample.fraction
     from thinkmeter import clickhouse

@@ -81,8 +81,8 @@ def per_day(ch: ModuleType, project: Any) -> dict[str, Any]:
                          "GROUP BY d, user_id ORDER BY d, user_id", project),
         "user_totals": run(ch, f"SELECT day AS d, user_id, {SUMS} FROM usage_daily_user_totals {where} "
                                "GROUP BY d, user_id ORDER BY d, user_id", project),
-        "sampled": run(ch, "SELECT trace_id, request_key, tier, reasoning_tokens, duration_ns, ttft_ms, quality "
-                           f"FROM sampled_calls {where} ORDER BY trace_id, tier", project),
+        "sampled": run(ch, "SELECT trace_id, request_key, pick, tier, reasoning_tokens, duration_ns, ttft_ms, "
+                           f"quality FROM sampled_calls {where} ORDER BY trace_id, tier", project),
     }
 
 
@@ -96,7 +96,8 @@ def test_daily_rollups_hold_the_finer_rollups_sums(traffic: dict[str, Any], ch: 
 def test_sampled_calls_are_the_counted_calls_below_the_bound(traffic: dict[str, Any], ch: ModuleType,
                                                               project: Any) -> None:
     expected = run(ch, f"""SELECT trace_id, cityHash64(if(request_id = '', trace_id, request_id)) AS request_key,
-            tier, reasoning_tokens, duration_ns, ttft_ms, quality
+            cityHash64(trace_id, toUnixTimestamp64Nano(start_time)) AS pick, tier, reasoning_tokens, duration_ns,
+            ttft_ms, quality
         FROM spans WHERE project_id IN {PROJECT_PARAM} AND counted = 1 AND trace_id < {{bound:String}}
         ORDER BY trace_id, tier""", project, bound=sampling.SAMPLE_BOUND)
     assert per_day(ch, project)["sampled"] == expected
@@ -108,11 +109,11 @@ def test_call_sample_reads_sampled_calls_for_small_samples(traffic: dict[str, An
     sample = queries.trace_sample([project.pk], start, end, target=0)  # the smallest sample: bound "0001"
     assert (sample.bound, sample.table) == ("0001", "sampled_calls")
     calls = queries.call_sample([project.pk], start, end, sample_calls=0)
-    assert list(calls["trace_id"]) == [LOW[0], LOW[0]] and calls.attrs["sample_fraction"] == sample.fraction
+    assert len(calls) == 2 and calls.attrs["sample_fraction"] == sample.fraction  # the two calls of LOW[0]
     # the span's own quality, else the trace's score (as from spans)
     assert sorted(calls["quality"].fillna(-1).round(6)) == [0.25, 0.5]
     assert sorted(calls["ttft_ms"].round(3)) == [100.0, 1100.0]
-    assert calls["request_key"].nunique() == 1  # both attempts of request req-0
+    assert calls["request_key"].nunique() == 1 and calls["pick"].nunique() == 2  # both attempts of request req-0
     wide = queries.trace_sample([project.pk], start, end, target=4)
     assert wide.table == "spans" and int(wide.bound or "0", 16) > int(sampling.SAMPLE_BOUND, 16)
 

@@ -273,5 +273,8 @@ def test_trace_detail_is_scoped_to_the_callers_projects(traces: Traces, project_
 def test_runaway_traces_page_function(traces: Traces, project: Any) -> None:
     start, end = queries.time_range(None, None)
     rows = queries.runaway_traces([project.pk], start, end)
-    assert [r["trace_id"] for r in rows] == [traces.ids["t3"]]
+    assert [r["trace_id"] for r in rows] == [traces.ids["t3"]]  # found after widening the window to 10 days
+    assert rows == queries.search_traces(queries.TraceSearch([project.pk], start, end, runaway=True))["traces"]
+    assert rows[0]["cost_usd"] == money(traces.cost("t3")) and rows[0]["reasoning_tokens"] == 8000
     assert queries.runaway_traces([project.pk], start, end, filters={"model": "tm-fast"}) == []
+    assert queries.runaway_traces([project.pk], end - timedelta(days=5), end) == []

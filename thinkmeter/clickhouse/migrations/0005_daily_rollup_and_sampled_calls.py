@@ -13,8 +13,9 @@ For the dashboards' speed over long ranges (issue 4):
   written before this migration keep their states (zeros included).
 - ``sampled_calls``: one narrow row per counted LLM call of the traces whose id sorts
   below :data:`SAMPLE_BOUND` — 1/32 of traces, trace ids being random hex — with the
-  filter dimensions, budget, effort, reasoning tokens, duration, time to first token and
-  the span's quality. The engineering page's per-call statistics (distributions,
+  filter dimensions, budget, effort, reasoning tokens, duration, time to first token,
+  the span's quality, and two hashes: of the request (its id, else the trace id) and of
+  the call (for sub-samples). The engineering page's per-call statistics (distributions,
   latency, escalations, the quality frontier, budget against use) read a trace sample of
   a long range here instead of from ``spans``: the
   same calls as ``spans`` with ``trace_id < bound`` for any bound up to SAMPLE_BOUND.
@@ -51,7 +52,8 @@ SAMPLED_CALLS = {  # column -> (type, expression over spans)
     "project_id": ("UInt32", "project_id"),
     "start_time": ("DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1))", "start_time"),
     "trace_id": ("String CODEC(ZSTD(1))", "trace_id"),
-    "request_key": ("UInt64", "cityHash64(if(request_id = '', trace_id, request_id))"),
+    "request_key": ("UInt64", "cityHash64(if(spans.request_id = '', spans.trace_id, spans.request_id))"),
+    "pick": ("UInt64", "cityHash64(spans.trace_id, toUnixTimestamp64Nano(spans.start_time))"),
     "service": ("LowCardinality(String)", "service"),
     "environment": ("LowCardinality(String)", "environment"),
     "provider": ("LowCardinality(String)", "provider"),
