@@ -46,6 +46,7 @@ def setup_django(workdir: Path) -> None:
     os.environ["CLICKHOUSE_URL"] = f"chdb://{workdir / 'chdb'}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "thinkmeter.settings")
     os.environ.setdefault("THINKMETER_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("THINKMETER_INGEST_LINGER_MS", "0")  # one writer at a time: waiting adds nothing
     import django
 
     django.setup()

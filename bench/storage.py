@@ -192,7 +192,7 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="thinkmeter-storage-"))
     workdir.mkdir(parents=True, exist_ok=True)
     project = setup(workdir)
-    import chdb
+    from importlib.metadata import version as installed_version  # (only thinkmeter.clickhouse imports chdb)
 
     ingested = ingest(project, args.spans, args.days, args.processes)
     optimize()
@@ -201,7 +201,7 @@ def main() -> None:
     again = measure_storage()
     assert again["spans_rows"] == storage["spans_rows"], (again["spans_rows"], storage["spans_rows"])
     print(json.dumps({
-        "bench": "storage", "chdb": chdb.__version__, "spans_requested": args.spans, "days": args.days,
+        "bench": "storage", "chdb": installed_version("chdb"), "spans_requested": args.spans, "days": args.days,
         "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
         "ingest_path": ingested, **storage, "clickhouse_insert": inserted,
     }, indent=2))

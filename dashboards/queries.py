@@ -912,7 +912,8 @@ class Sample:
     """A uniform sample of traces: those whose (random, hexadecimal) id sorts below ``bound``.
 
     ``spans``, ``sampled_calls`` and ``scores`` are sorted by trace id within each
-    day/project, so the condition skips the other granules instead of reading them; a
+    project and day (week for ``sampled_calls``, month for ``scores``), so the condition
+    skips the other granules instead of reading them; a
     trace (and every call and score in it) is either wholly in the sample or wholly out.
     ``fraction`` 1 means no sampling (exact results).
     """

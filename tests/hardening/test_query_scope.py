@@ -27,8 +27,11 @@ DRIVERS = ("chdb", "clickhouse_driver")
 RAW_TRANSPORT = {"transport", "make_transport", "_transport", "transport_chdb", "transport_native"}
 # Test files that build an old-format store in a child process with chdb itself (schema-migration tests).
 DRIVER_IMPORT_ALLOWED_IN_TESTS = {"tests/ingest/test_api_key_column.py", "tests/clickhouse/test_cluster_ddl.py"}
-# The only application code that may run unscoped (system=True) statements, with the tag it uses.
-SYSTEM_STATEMENTS_ALLOWED = {("ingest/spans_store.py", "ingest.dedup.warm")}
+# The only application code that may run unscoped (system=True) statements: file, tag, statement.
+SYSTEM_STATEMENTS_ALLOWED = {
+    ("ingest/spans_store.py", "ingest.dedup.warm", "SELECT"),  # recent span ids of all projects: dedup index
+    ("thinkmeter/transfer.py", "transfer.import", "DESCRIBE"),  # the target table's columns, no rows
+}
 APP_PACKAGES = ("thinkmeter", "ingest", "dashboards", "alerts", "simulator", "bench", "sdk")
 
 
@@ -95,17 +98,38 @@ def test_application_code_never_reaches_the_raw_transport() -> None:
     assert offenders == []
 
 
-def system_calls(tree: ast.Module) -> Iterator[tuple[int, str]]:
+def module_constants(tree: ast.Module) -> dict[str, ast.expr]:
+    """Module-level NAME = <expression> assignments (tags and SQL are named constants)."""
+    found: dict[str, ast.expr] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            found[node.targets[0].id] = node.value
+    return found
+
+
+def literal_head(node: ast.expr | None, constants: dict[str, ast.expr]) -> str:
+    """The text of a string constant (or of an f-string's leading part), following module constants."""
+    if isinstance(node, ast.Name) and node.id in constants:
+        node = constants[node.id]
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+        return str(node.values[0].value)
+    return "<computed>"
+
+
+def system_calls(tree: ast.Module) -> Iterator[tuple[int, str, str]]:
+    """(line, tag, first SQL word) of every call passing system= (other than system=False)."""
+    constants = module_constants(tree)
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
         keywords = {k.arg: k.value for k in node.keywords}
         system = keywords.get("system")
-        if isinstance(system, ast.Constant) and system.value is False:
+        if system is None or (isinstance(system, ast.Constant) and system.value is False):
             continue
-        if system is not None:
-            tag = keywords.get("tag")
-            yield node.lineno, tag.value if isinstance(tag, ast.Constant) else "<computed tag>"
+        sql = literal_head(node.args[0] if node.args else keywords.get("sql"), constants).split()
+        yield node.lineno, literal_head(keywords.get("tag"), constants), sql[0].upper() if sql else "<computed>"
 
 
 def test_unscoped_statements_only_where_listed() -> None:
@@ -113,8 +137,8 @@ def test_unscoped_statements_only_where_listed() -> None:
     for relative, tree in python_files("thinkmeter", "ingest", "dashboards", "alerts", "simulator"):
         if relative.startswith("thinkmeter/clickhouse/"):
             continue
-        for _, tag in system_calls(tree):
-            found.add((relative, tag))
+        for _, tag, statement in system_calls(tree):
+            found.add((relative, tag, statement))
     assert found == SYSTEM_STATEMENTS_ALLOWED
 
 

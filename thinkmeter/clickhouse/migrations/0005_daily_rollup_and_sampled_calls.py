@@ -127,7 +127,7 @@ def statements(ctx: SchemaContext) -> list[str]:
         [f"{name} {kind}" for name, (kind, _) in SAMPLED_CALLS.items()],
         engine="MergeTree",
         partition_by="toYYYYMM(start_time)",
-        order_by="(project_id, toDate(start_time), trace_id)",
+        order_by="(project_id, toMonday(start_time), trace_id)",  # a month's sample is a few ranges, not 30
         ttl=f"toDateTime(start_time) + INTERVAL {ttl} DAY",
         settings="index_granularity = 1024",
         shard_by=SHARD_BY,

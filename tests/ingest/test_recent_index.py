@@ -1,0 +1,62 @@
+"""The packed in-memory dedup index answers exactly like the spans it was given (pure)."""
+
+from __future__ import annotations
+
+import os
+
+from ingest.dedup import Known
+from ingest.recent import RecentIndex
+
+TRACE = "ab" * 16
+OTHER = "cd" * 16
+
+
+def known(index: RecentIndex, trace: str) -> list[Known]:
+    return sorted(index.known(1, [trace]), key=lambda k: k.span_id)
+
+
+def test_spans_come_back_with_their_parents_and_flags() -> None:
+    index = RecentIndex()
+    index.add(1, [TRACE, TRACE], ["0123456789abcdef", "1111111111111111"], ["", "0123456789abcdef"],
+              [False, True], [0, 1], [("", ""), ("openai", "resp-1")])
+    assert known(index, TRACE) == [
+        Known(TRACE, "0123456789abcdef", "", False, False),
+        Known(TRACE, "1111111111111111", "0123456789abcdef", True, True),
+    ]
+    assert len(index) == 2
+    assert index.counted_responses(1, [("openai", "resp-1"), ("openai", "resp-2")]) == {("openai", "resp-1")}
+    assert index.counted_responses(2, [("openai", "resp-1")]) == set()  # other project
+    assert index.known(2, [TRACE]) == []
+
+
+def test_ids_that_do_not_pack_are_kept_as_text() -> None:
+    index = RecentIndex()
+    index.add(1, [OTHER, OTHER], ["ABCDEF0123456789", "2222222222222222"], ["", "not-hex"],
+              [True, True], [0, 0], [("", ""), ("", "")])
+    assert known(index, OTHER) == [
+        Known(OTHER, "2222222222222222", "not-hex", True, False),
+        Known(OTHER, "ABCDEF0123456789", "", True, False),  # upper case is not what decode writes
+    ]
+
+
+def test_a_resent_span_is_not_added_twice_and_counted_only_rises() -> None:
+    index = RecentIndex()
+    args = ([TRACE], ["0123456789abcdef"], [""], [True])
+    index.add(1, *args, [0], [("", "")])
+    index.add(1, *args, [1], [("", "")])
+    index.add(1, *args, [0], [("", "")])
+    assert len(index) == 1
+    assert known(index, TRACE) == [Known(TRACE, "0123456789abcdef", "", True, True)]
+
+
+def test_oldest_traces_and_responses_are_evicted_beyond_the_caps() -> None:
+    index = RecentIndex(max_spans=100, max_responses=40)
+    traces = [os.urandom(16).hex() for _ in range(60)]
+    for trace in traces:
+        spans = [os.urandom(8).hex() for _ in range(4)]
+        index.add(1, [trace] * 4, spans, ["", spans[0], spans[0], spans[0]], [False, True, True, True],
+                  [0, 1, 1, 1], [("", "")] + [("openai", os.urandom(6).hex()) for _ in range(3)])
+    assert len(index) <= 100
+    assert index.known(1, [traces[0]]) == []  # oldest gone
+    assert len(index.known(1, [traces[-1]])) == 4  # newest kept
+    assert len(index._responses) <= 40
