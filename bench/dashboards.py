@@ -8,8 +8,9 @@ them straight into ClickHouse with :func:`thinkmeter.clickhouse.insert` in time-
 chunks of ``--chunk`` rows (bypassing HTTP); the materialized views fill the rollups.
 
 Then, ``--runs`` times each, over the 30 days: every data function of
-``dashboards.queries`` ("queries"), the data calls each page makes through
-``dashboards.page_data`` one after another ("pages"), and
+``dashboards.queries`` ("queries"), the data each page fetches as its view does
+(``dashboards.page_fetch`` for Finance and Engineering, ``dashboards.page_data`` calls for
+the others: "pages"), and
 ``GET /api/v1/usage?group_by=task_type,tier`` (the DRF view called with a project key,
 URL routing aside). Prints one JSON object: wall-clock p50/p95/max and the median CPU
 time per run (the machine may be shared: CPU time leaves out waiting for a core), the
@@ -325,12 +326,14 @@ def query_functions(ids: list[int], start: datetime, end: datetime) -> dict[str,
 
 
 def page_calls(ids: list[int], start: datetime, end: datetime) -> dict[str, list[Callable[[], Any]]]:
-    """The data calls each page makes (dashboards.views → dashboards.page_data) for a 30-day view."""
+    """The data calls each page makes (dashboards.views → dashboards.page_fetch / page_data) for a
+    30-day view, as a person with every role sees it (Finance and Engineering fetch theirs side by side)."""
     from dashboards import page_data as pd_
+    from dashboards import page_fetch
     from dashboards.page_filters import PageFilters
 
     pf = PageFilters(range_key="custom", start=start, end=end)
-    names = {"bench": "Bench"}
+    names, slugs = {"bench": "Bench"}, {pk: "bench" for pk in ids}
     first: dict[str, str] = {}
 
     def traces_page() -> Any:
@@ -339,14 +342,8 @@ def page_calls(ids: list[int], start: datetime, end: datetime) -> dict[str, list
         return rows
 
     return {
-        "finance": [lambda: pd_.filter_options(ids, pf), lambda: pd_.breakdowns(ids, pf, names),
-                    lambda: pd_.has_any_data(ids), lambda: pd_.month_spend(ids, pf, end),
-                    lambda: pd_.unpriced_calls(ids, pf), lambda: pd_.spend_over_time(ids, pf),
-                    lambda: pd_.top_users(ids, pf)],
-        "engineering": [lambda: pd_.filter_options(ids, pf), lambda: pd_.totals(ids, pf),
-                        lambda: pd_.reasoning_distribution(ids, pf), lambda: pd_.latency_by_tier(ids, pf),
-                        lambda: pd_.escalation(ids, pf), lambda: pd_.quality_points(ids, pf),
-                        lambda: pd_.budget_used(ids, pf), lambda: pd_.runaway_traces(ids, pf)],
+        "finance": [lambda: page_fetch.finance_page(ids, pf, end, names=names, slugs=slugs, user_ids=ids)],
+        "engineering": [lambda: page_fetch.engineering_page(ids, pf, slugs=slugs, trace_ids=ids)],
         "traces": [lambda: pd_.filter_options(ids, pf), traces_page],
         "trace": [lambda: pd_.trace(ids, first["id"], include_text=True)],
         "prices": [lambda: pd_.unpriced_models(ids, now=end)],

@@ -9,7 +9,7 @@ selects, and whether a project ever stored anything) are here, scoped the same w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -98,17 +98,19 @@ OTHER_KEY = "\x00other"  # groups past the query's limit, kept apart from a real
 
 
 def breakdowns(ids: Sequence[int], pf: PageFilters, names: dict[str, str] | None = None, limit: int = 10,
-               dimensions: Sequence[str] = BREAKDOWNS) -> dict[str, pd.DataFrame]:
+               dimensions: Sequence[str] = BREAKDOWNS, slugs: Mapping[int, str] | None = None,
+               ) -> dict[str, pd.DataFrame]:
     """Spend by each of ``dimensions`` from one usage query grouped by all of them.
 
     Each frame has columns label, requests, token sums and the cost parts, largest
     first: the top ``limit`` groups and an "other" row for the rest. Project slugs become
     ``names[slug]``; tiers read "tier N" ("untiered" for 0). One query instead of one per
-    dimension: the combinations are few (they are the hourly rollup's grain).
+    dimension: the combinations are few (they are the hourly rollup's grain). ``slugs``
+    (project id → slug) spares the database lookup.
     """
     query = queries.UsageQuery(ids, pf.start, pf.end, group_by=list(dimensions), filters=pf.column_filters,
                                limit=queries.MAX_LIMIT)
-    frame = queries.usage_frame(query, tag="pages.breakdowns") if ids else pd.DataFrame()
+    frame = queries.usage_frame(query, tag="pages.breakdowns", slugs=slugs) if ids else pd.DataFrame()
     return {dim: _breakdown(frame, dim, names or {}, limit) for dim in dimensions}
 
 
@@ -220,9 +222,11 @@ def budget_used(ids: Sequence[int], pf: PageFilters) -> pd.DataFrame:
     return queries.budget_vs_used(ids, pf.start, pf.end, pf.column_filters)
 
 
-def runaway_traces(ids: Sequence[int], pf: PageFilters, limit: int = 25) -> list[dict[str, Any]]:
+def runaway_traces(ids: Sequence[int], pf: PageFilters, limit: int = 25,
+                   slugs: Mapping[int, str] | None = None) -> list[dict[str, Any]]:
     """The newest traces with a span flagged runaway at ingest, as trace-search rows."""
-    return [_trace_display(row) for row in queries.runaway_traces(ids, pf.start, pf.end, limit, pf.column_filters)]
+    return [_trace_display(row)
+            for row in queries.runaway_traces(ids, pf.start, pf.end, limit, pf.column_filters, slugs=slugs)]
 
 
 # ---------------------------------------------------------------- traces

@@ -560,9 +560,11 @@ def _floats(table: pa.Table, name: str) -> np.ndarray:
     return pc.cast(table.column(name), pa.float64()).to_numpy()
 
 
-def usage_frame(query: UsageQuery, tag: str = "pages.usage") -> pd.DataFrame:
+def usage_frame(query: UsageQuery, tag: str = "pages.usage", slugs: Mapping[int, str] | None = None) -> pd.DataFrame:
     """A usage query as a DataFrame for charts: [bucket], dimensions, ``other``, requests,
-    token sums and float money columns cost_input, cost_cache, cost_output, cost_reasoning, cost_total."""
+    token sums and float money columns cost_input, cost_cache, cost_output, cost_reasoning, cost_total.
+
+    ``slugs`` (project id → slug) spares the database lookup when grouping by project."""
     table = usage_table(query, tag)
     columns = ([*(["bucket"] if query.interval else []), *query.group_by, "other", "requests", *TOKEN_MEASURES,
                 "visible_output_tokens", "cost_input", "cost_cache", "cost_output", "cost_reasoning", "cost_total"])
@@ -573,7 +575,8 @@ def usage_frame(query: UsageQuery, tag: str = "pages.usage") -> pd.DataFrame:
         data["bucket"] = pd.to_datetime(table.column("bucket").to_pandas(), utc=True)
     other = (~np.asarray(table.column("is_top").to_pylist(), dtype=bool) if query.group_by
              else np.zeros(table.num_rows, dtype=bool))
-    slugs = project_slugs(query.project_ids) if "project" in query.group_by else {}
+    if slugs is None:
+        slugs = project_slugs(query.project_ids) if "project" in query.group_by else {}
     for dim in query.group_by:
         values = table.column(f"g_{dim}").to_pylist()
         if dim == "project":
@@ -1565,12 +1568,12 @@ def budget_vs_used(project_ids: Sequence[int], start: datetime, end: datetime, f
 
 
 def runaway_traces(project_ids: Sequence[int], start: datetime, end: datetime, limit: int = 25,
-                   filters: Filters | None = None) -> list[dict[str, Any]]:
+                   filters: Filters | None = None, slugs: Mapping[int, str] | None = None) -> list[dict[str, Any]]:
     """The newest traces with a runaway call (``runaway = 1``; with ``filters``, a runaway call
     matching them), as :func:`search_traces` rows, newest first. Looks at the newest hours
     first and widens the window until it has ``limit`` traces; each try is one statement
     that finds the traces and computes their rows from :data:`TRACE_LOOKBACK` before the
-    window (as trace search does)."""
+    window (as trace search does). ``slugs`` (project id → slug) spares the database lookup."""
     ids = _ids(project_ids)
     if not ids:
         return []
@@ -1595,7 +1598,8 @@ def runaway_traces(project_ids: Sequence[int], start: datetime, end: datetime, l
         )
         if len(rows) >= limit:
             break
-    slugs = project_slugs(ids)
+    if slugs is None:
+        slugs = project_slugs(ids)
     return [_trace_row(r, slugs) for r in rows]
 
 

@@ -35,7 +35,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModif
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from dashboards import figures, page_data
+from dashboards import figures, page_data, page_fetch
 from dashboards.forecast import forecast_month_end
 from dashboards.page_filters import RANGES, PageFilters, month_start, next_month, parse
 from ingest.models import ModelPrice
@@ -126,6 +126,10 @@ class PageView:
         """Project slug → name (spend by project comes back keyed by slug)."""
         return {p.slug: p.name for p in self.readable}
 
+    def slugs(self) -> dict[int, str]:
+        """Project id → slug of the projects in view (for data fetched off the request thread)."""
+        return {p.pk: p.slug for p in self.readable}
+
 
 def roles_for(user: Any, projects: list[Project]) -> dict[int, str]:
     """The person's role in each project (one query; superusers are admin everywhere)."""
@@ -147,7 +151,9 @@ def page_view(request: HttpRequest, extra_keys: tuple[str, ...] = ()) -> PageVie
     return view
 
 
-def base_context(view: PageView, nav: str, *, filters: bool = True) -> dict[str, Any]:
+def base_context(view: PageView, nav: str, *, filters: bool = True,
+                 options: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """The layout's context; ``options`` are the filter selects' values when already fetched."""
     pf = view.pf
     context: dict[str, Any] = {
         "nav": nav, "pf": pf if filters else None, "notices": view.notices, "plotly_url": PLOTLY_URL,
@@ -156,7 +162,8 @@ def base_context(view: PageView, nav: str, *, filters: bool = True) -> dict[str,
         "projects": view.projects, "charts": [],
     }
     if filters:
-        options = page_data.filter_options(view.ids, pf) if view.ids else {}
+        if options is None:
+            options = page_data.filter_options(view.ids, pf) if view.ids else {}
         fields: list[dict[str, Any]] = []
         for name, label in FILTER_LABELS.items():
             if name == "user":
@@ -189,10 +196,13 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 @login_required
 def finance(request: HttpRequest) -> HttpResponse:
     view = page_view(request)
-    context = base_context(view, "finance")
     pf, ids = view.pf, view.ids
     now = datetime.now(UTC)
-    by = page_data.breakdowns(ids, pf, view.names())
+    drill = view.user_drilldown_projects()
+    data = page_fetch.finance_page(ids, pf, now, names=view.names(), slugs=view.slugs(),
+                                   user_ids=[p.pk for p in drill])
+    context = base_context(view, "finance", options=data.options)
+    by = data.by
     totals = page_data.frame_totals(by["task_type"])  # every group plus "other": the whole view
     context["has_data"] = bool(totals.get("requests"))
     context["has_any_data"] = context["has_data"] or page_data.has_any_data(ids)
@@ -200,7 +210,7 @@ def finance(request: HttpRequest) -> HttpResponse:
     context["budget"] = budget
     context["month_label"] = f"{now:%B %Y}"
     charts: list[Chart] = []
-    month = page_data.month_spend(ids, pf, now) if context["has_any_data"] else None
+    month = data.month if context["has_any_data"] else None
     if month is not None and (month.month_to_date > 0 or context["has_data"]):
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         forecast = forecast_month_end(
@@ -220,17 +230,15 @@ def finance(request: HttpRequest) -> HttpResponse:
         context["totals"] = totals
         context["reasoning_share"] = totals["cost_reasoning"] / totals["cost_total"] if totals["cost_total"] else 0
         context["mean_cost"] = totals["cost_total"] / totals["requests"]
-        context["unpriced"] = page_data.unpriced_calls(ids, pf)
-        charts.append(chart("over_time", figures.spend_over_time(page_data.spend_over_time(ids, pf),
-                                                                 interval=pf.interval)))
+        context["unpriced"] = data.unpriced
+        charts.append(chart("over_time", figures.spend_over_time(data.over_time, interval=pf.interval)))
         charts.append(chart("parts", figures.cost_parts_donut(totals)))
         for dimension, frame in by.items():
             charts.append(chart(f"by_{dimension}", figures.spend_by(frame)))
         charts.append(chart("reasoning_share", figures.reasoning_share_by(by["task_type"])))
-        drill = view.user_drilldown_projects()
         context["users_hidden"] = len(drill) < len(view.projects)
-        if drill:
-            charts.append(chart("top_users", figures.top_users(page_data.top_users([p.pk for p in drill], pf))))
+        if data.top_users is not None:
+            charts.append(chart("top_users", figures.top_users(data.top_users)))
         context["csv_links"] = {
             "By day and part": f"/api/v1/usage?{pf.api_querystring(format='csv', interval='day')}",
             "By task type and tier": f"/api/v1/usage?{pf.api_querystring(format='csv', group_by='task_type,tier')}",
@@ -285,39 +293,36 @@ def finance_report(request: HttpRequest) -> HttpResponse:
 
 # ---------------------------------------------------------------- engineering
 
-RUNAWAY_ROWS = 25
+RUNAWAY_ROWS = page_fetch.RUNAWAY_ROWS
 
 
 @login_required
 def engineering(request: HttpRequest) -> HttpResponse:
     view = page_view(request)
-    context = base_context(view, "engineering")
     pf, ids = view.pf, view.ids
-    totals = page_data.totals(ids, pf) if ids else {}
+    engineer_projects = view.with_role(Role.ENGINEER)
+    data = page_fetch.engineering_page(ids, pf, slugs=view.slugs(), trace_ids=[p.pk for p in engineer_projects])
+    context = base_context(view, "engineering", options=data.options)
+    totals = data.totals
     context["has_data"] = bool(totals.get("requests"))
     context["has_any_data"] = context["has_data"] or page_data.has_any_data(ids)
     charts: list[Chart] = []
     if context["has_data"]:
         context["totals"] = totals
-        distribution = page_data.reasoning_distribution(ids, pf)
-        latency = page_data.latency_by_tier(ids, pf)
-        escalation = page_data.escalation(ids, pf)
-        quality = page_data.quality_points(ids, pf)
-        budget = page_data.budget_used(ids, pf)
+        escalation = data.escalation if data.escalation is not None else pd.DataFrame()
         charts += [
-            chart("reasoning", figures.reasoning_distribution(distribution)),
-            chart("latency", figures.latency_by_tier(latency)),
+            chart("reasoning", figures.reasoning_distribution(data.distribution)),
+            chart("latency", figures.latency_by_tier(data.latency)),
             chart("escalation", figures.escalation_rate(escalation)),
-            chart("frontier", figures.quality_frontier(quality)),
-            chart("budget_used", figures.budget_vs_used(budget)),
+            chart("frontier", figures.quality_frontier(data.quality)),
+            chart("budget_used", figures.budget_vs_used(data.budget)),
         ]
         if not escalation.empty:
             total_requests = float(escalation["requests"].sum())
             context["escalation_total"] = float(escalation["escalated"].sum()) / total_requests if total_requests else 0
-        engineer_projects = view.with_role(Role.ENGINEER)
         context["can_see_traces"] = bool(engineer_projects)
         if engineer_projects:
-            context["runaways"] = page_data.runaway_traces([p.pk for p in engineer_projects], pf, RUNAWAY_ROWS)
+            context["runaways"] = data.runaways or []
             context["runaway_more"] = len(context["runaways"]) >= RUNAWAY_ROWS
     context["charts"] = {c.id: c for c in charts}
     return render(request, "dashboards/engineering.html", context)
