@@ -47,7 +47,7 @@ def filter_options(ids: Sequence[int], pf: PageFilters) -> dict[str, list[str]]:
         return {}
     union, params = queries.rollup_rows_sql(", ".join(SELECT_DIMENSIONS), pf.start, pf.end)
     rows = clickhouse.execute(FILTER_OPTIONS_SQL.format(rows=union), params, tag="pages.filter_options",
-                              projects=list(ids))
+                              projects=list(ids), settings=queries.ONE_THREAD)
     out: dict[str, list[str]] = {}
     for column in SELECT_DIMENSIONS:
         values = [str(v) for v in rows[0][f"o_{column}"] if str(v) != ""] if rows else []

@@ -367,6 +367,19 @@ TIME_COLUMN = {"spans": "start_time", "usage_hourly": "hour", **{table: "day" fo
 BUCKET_FUNCTION = {"hour": "toStartOfHour", "day": "toStartOfDay", "week": "toMonday", "month": "toStartOfMonth"}
 
 
+# Statements that read rollups, samples or a few granules of spans run on one thread:
+# spinning up more costs more than it saves on such reads, and a page runs several side
+# by side (dashboards.page_fetch). Statements scanning spans over long ranges keep the default.
+ONE_THREAD: dict[str, Any] = {"max_threads": 1}
+SHORT_SCAN = timedelta(days=1)
+
+
+def threads_for(segments: Sequence[Segment]) -> dict[str, Any]:
+    """:data:`ONE_THREAD` unless a segment scans ``spans`` over more than :data:`SHORT_SCAN`."""
+    long_scan = any(seg.table == "spans" and seg.end - seg.start > SHORT_SCAN for seg in segments)
+    return {} if long_scan else ONE_THREAD
+
+
 def _bucket(table: str, interval: str) -> str:
     column = TIME_COLUMN[table]
     if table in DAY_TABLES and interval == "day":
@@ -488,13 +501,14 @@ def usage_table(query: UsageQuery, tag: str = "dashboards.usage") -> pa.Table:
     ids = _ids(query.project_ids)
     if not ids:
         return pa.table({})
+    settings = threads_for(plan(query))
     if query.group_by and not query.interval:  # usually fewer groups than the limit: no ranking needed
         sql, params = few_groups_sql(query)
-        table = clickhouse.query_arrow(sql, params, tag=tag, projects=ids)
+        table = clickhouse.query_arrow(sql, params, tag=tag, projects=ids, settings=settings)
         if table.num_rows <= query.limit:
             return table
     sql, params = usage_sql(query)
-    return clickhouse.query_arrow(sql, params, tag=tag, projects=ids)
+    return clickhouse.query_arrow(sql, params, tag=tag, projects=ids, settings=settings)
 
 
 def project_slugs(project_ids: Iterable[int]) -> dict[int, str]:
@@ -1083,7 +1097,8 @@ def budget_stats(project_ids: Sequence[int], window_days: float = 7, *, toleranc
 
     sql, params = digest_sql(UsageQuery(ids, start, end, group_by=["task_type", "tier"], filters=merged),
                              ["reasoning_q", "cost_q"], grouping="GROUPING SETS ((task_type, tier), (task_type))")
-    stats = clickhouse.execute(sql, params, tag=f"{tag}.classes", projects=ids, settings={"group_by_use_nulls": 1})
+    stats = clickhouse.execute(sql, params, tag=f"{tag}.classes", projects=ids,
+                               settings={"group_by_use_nulls": 1, **threads_for(plan(UsageQuery(ids, start, end)))})
     total = sum(int(r["requests"]) for r in stats if r["tier"] is not None)
     if not total:
         return []
@@ -1103,7 +1118,8 @@ def budget_stats(project_ids: Sequence[int], window_days: float = 7, *, toleranc
         )
         GROUP BY GROUPING SETS ((task_type, tier), (task_type), (task_type, tier, thinking_budget),
             (task_type, thinking_budget))""",
-        params, tag=f"{tag}.quality", projects=ids, settings={"group_by_use_nulls": 1},
+        params, tag=f"{tag}.quality", projects=ids,
+        settings={"group_by_use_nulls": 1, **(ONE_THREAD if sample.table == "sampled_calls" else {})},
     )
     quality_of: dict[tuple[str, int | None], Mapping[str, Any]] = {}
     budgets: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
@@ -1254,7 +1270,7 @@ def top_users(project_ids: Sequence[int], start: datetime, end: datetime, n: int
             WHERE {' AND '.join([f"project_id IN {PROJECT_PARAM}", "day >= {start:Date}", "day < {end:Date}",
                                  "user_id != ''", *clauses])}
             GROUP BY user_id ORDER BY cost_total DESC, user_id LIMIT {{n:UInt32}}""",
-            params, project_ids, "pages.top_users",
+            params, project_ids, "pages.top_users", settings=ONE_THREAD,
         )
         return df[TOP_USER_COLUMNS]
     query = UsageQuery(project_ids, start, end, group_by=["user_id"], filters=normalized, limit=n + 1)
@@ -1376,7 +1392,8 @@ def _read_calls(project_ids: Sequence[int], start: datetime, end: datetime, filt
             {computed["pick"]} AS pick
         FROM {sample.table} AS s {join}
         WHERE {where}""",
-        params, project_ids, "pages.call_sample", settings=CALL_SETTINGS,
+        params, project_ids, "pages.call_sample",
+        settings={**CALL_SETTINGS, **(ONE_THREAD if sample.table == "sampled_calls" else {})},
     )
     df["quality"] = df["quality"].astype("float64")
     df.attrs["sample_fraction"] = sample.fraction
@@ -1394,57 +1411,71 @@ def _calls(calls: pd.DataFrame | None, project_ids: Sequence[int], start: dateti
     return calls if calls is not None else call_sample(project_ids, start, end, filters, **kwargs)
 
 
-def _scale(counts: pd.Series, fraction: float) -> pd.Series:
+def _scaled(counts: np.ndarray, fraction: float) -> np.ndarray:
     """Counts in a sample → estimated counts in the whole range."""
-    return (counts.astype("float64") / fraction).round().astype("int64")
+    return np.round(np.asarray(counts, dtype="float64") / fraction).astype(np.int64)
 
 
-def _finish(out: pd.DataFrame, columns: Sequence[str], fraction: float) -> pd.DataFrame:
-    out = out.reset_index(drop=True)[list(columns)]
-    out.attrs["sample_fraction"] = fraction
-    return out
+@dataclass(frozen=True)
+class _Groups:
+    """Rows grouped by some key columns (numpy, no pandas groupby): each group's key values
+    (``keys``, in order of first appearance), each row's group (``inverse``) and each
+    group's row count (``counts``)."""
+
+    keys: dict[str, np.ndarray]
+    inverse: np.ndarray
+    counts: np.ndarray
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        return np.bincount(self.inverse, weights=values, minlength=len(self.counts))
+
+    def quantiles(self, values: np.ndarray, levels: Sequence[float], rows: np.ndarray | None = None) -> np.ndarray:
+        """Per group (rows) and level (columns): the quantile of ``values`` (over the rows
+        where ``rows`` is true), interpolating linearly between closest ranks (numpy's
+        default); NaN for a group without values."""
+        inverse = self.inverse if rows is None else self.inverse[rows]
+        values = values if rows is None else values[rows]
+        counts = np.bincount(inverse, minlength=len(self.counts))
+        small = inverse.astype(np.uint16) if len(self.counts) <= 1 << 16 else inverse  # sorts in linear time
+        grouped = values[np.argsort(small, kind="stable")].astype("float64")
+        out = np.full((len(counts), len(levels)), math.nan)
+        for group, (end, count) in enumerate(zip(np.cumsum(counts), counts, strict=True)):
+            if count:
+                out[group] = np.quantile(grouped[end - count:end], levels)
+        return out
 
 
-def _codes(column: pd.Series) -> np.ndarray:
-    """Small non-negative integers standing for a column's values (equal values, equal codes)."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return column.cat.codes.to_numpy().astype(np.int64)
-    values = column.to_numpy()
-    if values.dtype.kind in "iu" and (not len(values) or (values.min() >= 0 and values.max() < 1 << 16)):
-        return values.astype(np.int64)
-    return np.unique(values, return_inverse=True)[1].astype(np.int64)
-
-
-def _group(df: pd.DataFrame, keys: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Group rows by ``keys`` with numpy: (the key columns of each group's first row, each
-    row's group index, each group's row count). Group order is arbitrary."""
+def _group(df: pd.DataFrame, keys: Sequence[str]) -> _Groups:
+    """Group the rows of ``df`` by the ``keys`` columns (hash-based codes, linear time)."""
     combined = np.zeros(len(df), dtype=np.int64)
     for key in keys:
-        codes = _codes(df[key])
-        width = int(codes.max(initial=0)) + 1
-        if int(combined.max(initial=0)) >= (1 << 62) // width:  # renumber densely before it could overflow
-            combined = np.unique(combined, return_inverse=True)[1].astype(np.int64)
+        column = df[key]
+        codes = (column.cat.codes.to_numpy() if isinstance(column.dtype, pd.CategoricalDtype)
+                 else pd.factorize(column.to_numpy())[0]).astype(np.int64)
+        width = int(codes.max(initial=-1)) + 1
+        if int(combined.max(initial=0)) >= (1 << 62) // max(width, 1):  # renumber before it could overflow
+            combined = pd.factorize(combined)[0].astype(np.int64)
         combined = combined * width + codes
-    _, first, inverse, counts = np.unique(combined, return_index=True, return_inverse=True, return_counts=True)
-    return df[list(keys)].iloc[first].reset_index(drop=True), inverse, counts
+    inverse = pd.factorize(combined)[0]  # groups numbered in order of first appearance
+    running = np.maximum.accumulate(inverse) if len(inverse) else inverse
+    first = np.flatnonzero(np.r_[True, running[1:] > running[:-1]]) if len(inverse) else inverse
+    values: dict[str, np.ndarray] = {}
+    for key in keys:
+        column = df[key]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            values[key] = column.cat.categories.to_numpy().astype(str)[column.cat.codes.to_numpy()[first]]
+        else:
+            values[key] = column.to_numpy()[first]
+    return _Groups(values, inverse, np.bincount(inverse))
 
 
-def _group_quantiles(inverse: np.ndarray, counts: np.ndarray, values: np.ndarray,
-                     levels: Sequence[float]) -> np.ndarray:
-    """Per group (rows) and level (columns): the quantile of ``values`` interpolating
-    linearly between closest ranks (numpy's default); NaN for an empty group."""
-    keys = inverse.astype(np.uint16) if len(counts) <= 1 << 16 else inverse  # small ints sort in linear time
-    grouped = values[np.argsort(keys, kind="stable")].astype("float64")
-    out = np.full((len(counts), len(levels)), math.nan)
-    ends = np.cumsum(counts)
-    for group, (end, count) in enumerate(zip(ends, counts, strict=True)):
-        if count:
-            out[group] = np.quantile(grouped[end - count:end], levels)
+def _frame(columns: Sequence[str], data: Mapping[str, Any], order: Sequence[Any] | np.ndarray,
+           fraction: float) -> pd.DataFrame:
+    """A result frame: ``data``'s columns in ``order`` (group indexes), with the sample fraction."""
+    index = np.asarray(order, dtype=np.int64)
+    out = pd.DataFrame({name: np.asarray(data[name])[index] for name in columns})
+    out.attrs["sample_fraction"] = fraction
     return out
-
-
-def _as_str(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
-    return frame.astype({column: str for column in columns})
 
 
 QUANTILE_LEVELS = (0.5, 0.9, 0.95, 0.99)
@@ -1463,16 +1494,15 @@ def reasoning_distribution(project_ids: Sequence[int], start: datetime, end: dat
     fraction = df.attrs.get("sample_fraction", 1.0)
     if df.empty:
         return _empty(columns, fraction)
-    out, inverse, counts = _group(df, ["task_type", "tier"])
+    groups = _group(df, ["task_type", "tier"])
     reasoning = df["reasoning_tokens"].to_numpy()
-    out["requests"] = counts
-    out["with_thinking"] = np.bincount(inverse, weights=reasoning > 0, minlength=len(counts)).astype("int64")
-    out[list(QUANTILE_NAMES)] = _group_quantiles(inverse, counts, reasoning, QUANTILE_LEVELS)
-    out = _as_str(out[out["with_thinking"] > 0], "task_type").astype({"tier": "int64"})
-    out = out.sort_values(["requests", "task_type", "tier"], ascending=[False, True, True]).head(classes)
-    out["requests"] = _scale(out["requests"], fraction)
-    out["with_thinking"] = _scale(out["with_thinking"], fraction)
-    return _finish(out, columns, fraction)
+    thinking = groups.sum(reasoning > 0)
+    task, tier = groups.keys["task_type"], groups.keys["tier"].astype(np.int64)
+    order = sorted(np.flatnonzero(thinking > 0), key=lambda g: (-groups.counts[g], task[g], tier[g]))[:classes]
+    levels = groups.quantiles(reasoning, QUANTILE_LEVELS)
+    data = {"task_type": task, "tier": tier, "requests": _scaled(groups.counts, fraction),
+            "with_thinking": _scaled(thinking, fraction), **dict(zip(QUANTILE_NAMES, levels.T, strict=True))}
+    return _frame(columns, data, order, fraction)
 
 
 def latency_by_tier(project_ids: Sequence[int], start: datetime, end: datetime,
@@ -1484,19 +1514,16 @@ def latency_by_tier(project_ids: Sequence[int], start: datetime, end: datetime,
     fraction = df.attrs.get("sample_fraction", 1.0)
     if df.empty:
         return _empty(columns, fraction)
-    out, inverse, counts = _group(df, ["tier"])
-    out["requests"] = counts
-    out[["duration_p50", "duration_p95"]] = _group_quantiles(inverse, counts, df["duration_ms"].to_numpy(),
-                                                             (0.5, 0.95))
+    groups = _group(df, ["tier"])
+    duration = groups.quantiles(df["duration_ms"].to_numpy(), (0.5, 0.95))
     ttft = df["ttft_ms"].to_numpy()
     streamed = ttft > 0
-    ttft_counts = np.bincount(inverse[streamed], minlength=len(counts))
-    out["ttft_requests"] = ttft_counts
-    out[["ttft_p50", "ttft_p95"]] = _group_quantiles(inverse[streamed], ttft_counts, ttft[streamed], (0.5, 0.95))
-    out = out.astype({"tier": "int64"}).sort_values("tier")
-    out["requests"] = _scale(out["requests"], fraction)
-    out["ttft_requests"] = _scale(out["ttft_requests"], fraction)
-    return _finish(out, columns, fraction)
+    first_token = groups.quantiles(ttft, (0.5, 0.95), rows=streamed)
+    tier = groups.keys["tier"].astype(np.int64)
+    data = {"tier": tier, "requests": _scaled(groups.counts, fraction), "duration_p50": duration[:, 0],
+            "duration_p95": duration[:, 1], "ttft_requests": _scaled(groups.sum(streamed), fraction),
+            "ttft_p50": first_token[:, 0], "ttft_p95": first_token[:, 1]}
+    return _frame(columns, data, np.argsort(tier, kind="stable"), fraction)
 
 
 def escalation_rate_by_task_type(project_ids: Sequence[int], start: datetime, end: datetime,
@@ -1512,16 +1539,15 @@ def escalation_rate_by_task_type(project_ids: Sequence[int], start: datetime, en
     fraction = df.attrs.get("sample_fraction", 1.0)
     if df.empty:
         return _empty(columns, fraction)
-    requests, _, attempts = _group(df, ["project_id", "task_type", "request_key"])
-    out, inverse, counts = _group(requests, ["task_type"])
-    out["requests"] = counts
-    out["escalated"] = np.bincount(inverse, weights=attempts > 1, minlength=len(counts)).astype("int64")
-    out["llm_calls"] = np.bincount(inverse, weights=attempts, minlength=len(counts)).astype("int64")
-    out["rate"] = out["escalated"] / out["requests"]
-    for column in ("requests", "escalated", "llm_calls"):
-        out[column] = _scale(out[column], fraction)
-    out = _as_str(out, "task_type").sort_values(["requests", "task_type"], ascending=[False, True])
-    return _finish(out, columns, fraction)
+    requests = _group(df, ["project_id", "task_type", "request_key"])
+    attempts = requests.counts
+    tasks = _group(pd.DataFrame({"task_type": requests.keys["task_type"]}), ["task_type"])
+    escalated, calls_made = tasks.sum(attempts > 1), tasks.sum(attempts)
+    task = tasks.keys["task_type"]
+    data = {"task_type": task, "requests": _scaled(tasks.counts, fraction), "escalated": _scaled(escalated, fraction),
+            "llm_calls": _scaled(calls_made, fraction), "rate": escalated / tasks.counts}
+    order = sorted(range(len(task)), key=lambda g: (-tasks.counts[g], task[g]))
+    return _frame(columns, data, order, fraction)
 
 
 def quality_vs_reasoning(project_ids: Sequence[int], start: datetime, end: datetime,
@@ -1540,15 +1566,16 @@ def quality_vs_reasoning(project_ids: Sequence[int], start: datetime, end: datet
     scored = df.loc[df["quality"].notna().to_numpy(), [*keys, "reasoning_tokens", "quality"]]
     if scored.empty:
         return _empty(columns, fraction)
-    out, inverse, counts = _group(scored, keys)
-    out["scored"] = counts
-    out["mean_reasoning_tokens"] = np.bincount(inverse, weights=scored["reasoning_tokens"].to_numpy(
-        dtype="float64")) / counts
-    out["mean_quality"] = np.bincount(inverse, weights=scored["quality"].to_numpy(dtype="float64")) / counts
-    out = _as_str(out[out["scored"] >= min_samples], "task_type", "reasoning_effort").astype(
-        {"tier": "int64", "thinking_budget": "int64"}).sort_values(keys)
-    out["requests"] = _scale(out["scored"], fraction)
-    return _finish(out, columns, fraction)
+    groups = _group(scored, keys)
+    counts = groups.counts
+    data = {"task_type": groups.keys["task_type"], "tier": groups.keys["tier"].astype(np.int64),
+            "thinking_budget": groups.keys["thinking_budget"].astype(np.int64),
+            "reasoning_effort": groups.keys["reasoning_effort"], "scored": counts,
+            "requests": _scaled(counts, fraction),
+            "mean_reasoning_tokens": groups.sum(scored["reasoning_tokens"].to_numpy(dtype="float64")) / counts,
+            "mean_quality": groups.sum(scored["quality"].to_numpy(dtype="float64")) / counts}
+    order = sorted(np.flatnonzero(counts >= min_samples), key=lambda g: tuple(data[k][g] for k in keys))
+    return _frame(columns, data, order, fraction)
 
 
 def budget_vs_used(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
@@ -1559,12 +1586,16 @@ def budget_vs_used(project_ids: Sequence[int], start: datetime, end: datetime, f
     columns = ["task_type", "tier", "model", "thinking_budget", "reasoning_tokens", "ratio"]
     df = _calls(calls, project_ids, start, end, filters)
     fraction = df.attrs.get("sample_fraction", 1.0)
+    if df.empty:
+        return _empty(columns, fraction)
     rows = np.flatnonzero(df["thinking_budget"].to_numpy() > 0)
     rows = rows[np.argsort(df["pick"].to_numpy()[rows], kind="stable")[:sample]]
-    out = _as_str(df.iloc[rows][columns[:-1]], "task_type", "model").astype(
-        {"tier": "int64", "thinking_budget": "int64", "reasoning_tokens": "int64"})
-    out["ratio"] = out["reasoning_tokens"] / out["thinking_budget"]
-    return _finish(out, columns, fraction)
+    budget = df["thinking_budget"].to_numpy()[rows].astype(np.int64)
+    used = df["reasoning_tokens"].to_numpy()[rows].astype(np.int64)
+    data = {"task_type": df["task_type"].to_numpy()[rows].astype(str), "tier": df["tier"].to_numpy()[rows].astype(
+        np.int64), "model": df["model"].to_numpy()[rows].astype(str), "thinking_budget": budget,
+        "reasoning_tokens": used, "ratio": used / budget}
+    return _frame(columns, data, np.arange(len(rows)), fraction)
 
 
 def runaway_traces(project_ids: Sequence[int], start: datetime, end: datetime, limit: int = 25,
@@ -1594,7 +1625,7 @@ def runaway_traces(project_ids: Sequence[int], start: datetime, end: datetime, l
                 GROUP BY trace_id ORDER BY min(start_time) DESC, trace_id LIMIT {{limit:UInt32}})
             GROUP BY project_id, trace_id ORDER BY trace_start DESC, trace_id""",
             {**params, **where_params, "window_start": window_start, "limit": limit},
-            tag="pages.runaway_traces", projects=ids,
+            tag="pages.runaway_traces", projects=ids, settings=ONE_THREAD,  # a few granules of each day
         )
         if len(rows) >= limit:
             break
@@ -1626,7 +1657,7 @@ def unpriced_requests(project_ids: Sequence[int], start: datetime, end: datetime
         return 0
     union, params = rollup_rows_sql("unpriced", start, end)
     rows = clickhouse.execute(f"SELECT sum(unpriced) AS n FROM ({union})", params, tag="pages.unpriced_requests",
-                              projects=_ids(project_ids))
+                              projects=_ids(project_ids), settings=ONE_THREAD)
     return int(rows[0]["n"] or 0) if rows else 0
 
 
@@ -1645,5 +1676,5 @@ def unpriced_models(project_ids: Sequence[int], start: datetime, end: datetime) 
         FROM usage_hourly
         WHERE project_id IN {PROJECT_PARAM} AND hour >= {{start:{TS}}} AND hour < {{end:{TS}}}
         GROUP BY provider, model HAVING requests > 0 ORDER BY requests DESC, provider, model LIMIT 500""",
-        params, project_ids, "pages.unpriced_models",
+        params, project_ids, "pages.unpriced_models", settings=ONE_THREAD,
     )
