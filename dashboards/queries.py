@@ -1416,15 +1416,34 @@ def _scaled(counts: np.ndarray, fraction: float) -> np.ndarray:
     return np.round(np.asarray(counts, dtype="float64") / fraction).astype(np.int64)
 
 
+def _codes(column: pd.Series) -> np.ndarray:
+    """Integers standing for a column's values (equal values, equal codes), in linear time."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy().astype(np.int64)
+    return pd.factorize(column.to_numpy())[0].astype(np.int64)
+
+
+def _values(column: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """The column's values at ``rows`` (strings for categorical columns, decoded for those rows only)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.categories.to_numpy().astype(str)[column.cat.codes.to_numpy()[rows]]
+    return column.to_numpy()[rows]
+
+
 @dataclass(frozen=True)
 class _Groups:
-    """Rows grouped by some key columns (numpy, no pandas groupby): each group's key values
-    (``keys``, in order of first appearance), each row's group (``inverse``) and each
-    group's row count (``counts``)."""
+    """Rows of ``frame`` grouped by some key columns (numpy, no pandas groupby), numbered in
+    order of first appearance: each group's first row (``first``), each row's group
+    (``inverse``) and each group's row count (``counts``)."""
 
-    keys: dict[str, np.ndarray]
+    frame: pd.DataFrame
+    first: np.ndarray
     inverse: np.ndarray
     counts: np.ndarray
+
+    def key(self, name: str) -> np.ndarray:
+        """Each group's value of key column ``name``."""
+        return _values(self.frame[name], self.first)
 
     def sum(self, values: np.ndarray) -> np.ndarray:
         return np.bincount(self.inverse, weights=values, minlength=len(self.counts))
@@ -1449,9 +1468,7 @@ def _group(df: pd.DataFrame, keys: Sequence[str]) -> _Groups:
     """Group the rows of ``df`` by the ``keys`` columns (hash-based codes, linear time)."""
     combined = np.zeros(len(df), dtype=np.int64)
     for key in keys:
-        column = df[key]
-        codes = (column.cat.codes.to_numpy() if isinstance(column.dtype, pd.CategoricalDtype)
-                 else pd.factorize(column.to_numpy())[0]).astype(np.int64)
+        codes = _codes(df[key])
         width = int(codes.max(initial=-1)) + 1
         if int(combined.max(initial=0)) >= (1 << 62) // max(width, 1):  # renumber before it could overflow
             combined = pd.factorize(combined)[0].astype(np.int64)
@@ -1459,14 +1476,7 @@ def _group(df: pd.DataFrame, keys: Sequence[str]) -> _Groups:
     inverse = pd.factorize(combined)[0]  # groups numbered in order of first appearance
     running = np.maximum.accumulate(inverse) if len(inverse) else inverse
     first = np.flatnonzero(np.r_[True, running[1:] > running[:-1]]) if len(inverse) else inverse
-    values: dict[str, np.ndarray] = {}
-    for key in keys:
-        column = df[key]
-        if isinstance(column.dtype, pd.CategoricalDtype):
-            values[key] = column.cat.categories.to_numpy().astype(str)[column.cat.codes.to_numpy()[first]]
-        else:
-            values[key] = column.to_numpy()[first]
-    return _Groups(values, inverse, np.bincount(inverse))
+    return _Groups(df, first, inverse, np.bincount(inverse))
 
 
 def _frame(columns: Sequence[str], data: Mapping[str, Any], order: Sequence[Any] | np.ndarray,
@@ -1497,7 +1507,7 @@ def reasoning_distribution(project_ids: Sequence[int], start: datetime, end: dat
     groups = _group(df, ["task_type", "tier"])
     reasoning = df["reasoning_tokens"].to_numpy()
     thinking = groups.sum(reasoning > 0)
-    task, tier = groups.keys["task_type"], groups.keys["tier"].astype(np.int64)
+    task, tier = groups.key("task_type"), groups.key("tier").astype(np.int64)
     order = sorted(np.flatnonzero(thinking > 0), key=lambda g: (-groups.counts[g], task[g], tier[g]))[:classes]
     levels = groups.quantiles(reasoning, QUANTILE_LEVELS)
     data = {"task_type": task, "tier": tier, "requests": _scaled(groups.counts, fraction),
@@ -1519,7 +1529,7 @@ def latency_by_tier(project_ids: Sequence[int], start: datetime, end: datetime,
     ttft = df["ttft_ms"].to_numpy()
     streamed = ttft > 0
     first_token = groups.quantiles(ttft, (0.5, 0.95), rows=streamed)
-    tier = groups.keys["tier"].astype(np.int64)
+    tier = groups.key("tier").astype(np.int64)
     data = {"tier": tier, "requests": _scaled(groups.counts, fraction), "duration_p50": duration[:, 0],
             "duration_p95": duration[:, 1], "ttft_requests": _scaled(groups.sum(streamed), fraction),
             "ttft_p50": first_token[:, 0], "ttft_p95": first_token[:, 1]}
@@ -1541,12 +1551,12 @@ def escalation_rate_by_task_type(project_ids: Sequence[int], start: datetime, en
         return _empty(columns, fraction)
     requests = _group(df, ["project_id", "task_type", "request_key"])
     attempts = requests.counts
-    tasks = _group(pd.DataFrame({"task_type": requests.keys["task_type"]}), ["task_type"])
-    escalated, calls_made = tasks.sum(attempts > 1), tasks.sum(attempts)
-    task = tasks.keys["task_type"]
-    data = {"task_type": task, "requests": _scaled(tasks.counts, fraction), "escalated": _scaled(escalated, fraction),
-            "llm_calls": _scaled(calls_made, fraction), "rate": escalated / tasks.counts}
-    order = sorted(range(len(task)), key=lambda g: (-tasks.counts[g], task[g]))
+    tasks = _group(df.iloc[requests.first][["task_type"]], ["task_type"])  # one row per request
+    count, escalated, calls_made = tasks.counts, tasks.sum(attempts > 1), tasks.sum(attempts)
+    task = tasks.key("task_type")
+    data = {"task_type": task, "requests": _scaled(count, fraction), "escalated": _scaled(escalated, fraction),
+            "llm_calls": _scaled(calls_made, fraction), "rate": escalated / count}
+    order = sorted(range(len(task)), key=lambda g: (-count[g], task[g]))
     return _frame(columns, data, order, fraction)
 
 
@@ -1568,9 +1578,9 @@ def quality_vs_reasoning(project_ids: Sequence[int], start: datetime, end: datet
         return _empty(columns, fraction)
     groups = _group(scored, keys)
     counts = groups.counts
-    data = {"task_type": groups.keys["task_type"], "tier": groups.keys["tier"].astype(np.int64),
-            "thinking_budget": groups.keys["thinking_budget"].astype(np.int64),
-            "reasoning_effort": groups.keys["reasoning_effort"], "scored": counts,
+    data = {"task_type": groups.key("task_type"), "tier": groups.key("tier").astype(np.int64),
+            "thinking_budget": groups.key("thinking_budget").astype(np.int64),
+            "reasoning_effort": groups.key("reasoning_effort"), "scored": counts,
             "requests": _scaled(counts, fraction),
             "mean_reasoning_tokens": groups.sum(scored["reasoning_tokens"].to_numpy(dtype="float64")) / counts,
             "mean_quality": groups.sum(scored["quality"].to_numpy(dtype="float64")) / counts}
@@ -1592,8 +1602,8 @@ def budget_vs_used(project_ids: Sequence[int], start: datetime, end: datetime, f
     rows = rows[np.argsort(df["pick"].to_numpy()[rows], kind="stable")[:sample]]
     budget = df["thinking_budget"].to_numpy()[rows].astype(np.int64)
     used = df["reasoning_tokens"].to_numpy()[rows].astype(np.int64)
-    data = {"task_type": df["task_type"].to_numpy()[rows].astype(str), "tier": df["tier"].to_numpy()[rows].astype(
-        np.int64), "model": df["model"].to_numpy()[rows].astype(str), "thinking_budget": budget,
+    data = {"task_type": _values(df["task_type"], rows).astype(str), "tier": df["tier"].to_numpy()[rows].astype(
+        np.int64), "model": _values(df["model"], rows).astype(str), "thinking_budget": budget,
         "reasoning_tokens": used, "ratio": used / budget}
     return _frame(columns, data, np.arange(len(rows)), fraction)
 

@@ -87,9 +87,10 @@ def export_traces(request: HttpRequest) -> HttpResponse:
     except decode.DecodeError as exc:
         metrics.SPANS_REJECTED.labels("undecodable").inc()
         return _error(400, str(exc), as_json)
-    except ClickHouseError as exc:
+    except (ClickHouseError, TimeoutError) as exc:
         metrics.SPANS_REJECTED.labels("storage_unavailable").inc()
-        return _error(503, f"storage unavailable, retry later ({exc.tag})", as_json, {"Retry-After": "2"})
+        what = exc.tag if isinstance(exc, ClickHouseError) else "span writer timed out"
+        return _error(503, f"storage unavailable, retry later ({what})", as_json, {"Retry-After": "2"})
     response = ExportTraceServiceResponse()
     if result.rejected:
         response.partial_success.rejected_spans = result.rejected

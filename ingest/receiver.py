@@ -11,6 +11,7 @@ reveals whether a key or project exists.
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from ingest.ratelimit import limiter
 from thinkmeter import metrics
@@ -33,6 +34,9 @@ class KeyRejected(Exception):
         return self.status == 401
 
 
+KEY_STORE_RETRY_S = 2.0
+
+
 def check_key(token: str | None) -> ApiKey:
     """The active key for ``token`` with the ingest scope and rate-limit room, else :class:`KeyRejected`.
 
@@ -41,7 +45,10 @@ def check_key(token: str | None) -> ApiKey:
     """
     if token is None:
         raise KeyRejected(401, "missing API key: send Authorization: Bearer <project key>")
-    key = ApiKey.lookup(token)
+    try:
+        key = ApiKey.lookup(token)
+    except DatabaseError as exc:  # the key store is down or locked: the client should retry, not drop
+        raise KeyRejected(503, "API key store unavailable, retry later", retry_after=KEY_STORE_RETRY_S) from exc
     if key is None:
         raise KeyRejected(401, "invalid or revoked API key")
     if not key.has_scope(INGEST_SCOPE):

@@ -546,6 +546,44 @@ def test_a_rollup_table_down_is_503_and_the_retry_counts_once_everywhere(
     assert rollup_sums(project.pk, "usage_daily_users")["requests"] == 1
 
 
+def test_a_writer_timeout_is_503_not_500(
+    client: Client, store: ModuleType, project: Any, project_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group-commit writer not finishing in time is a storage problem the exporter retries."""
+    from ingest import writer
+
+    def too_slow(*args: Any, **kwargs: Any) -> int:
+        raise TimeoutError("span writer did not finish in time")
+
+    monkeypatch.setattr(writer, "write", too_slow)
+    response = post_otlp(client, make_request([one_call()]).SerializeToString(), project_key)
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) >= 1
+    assert "span writer timed out" in status_of(response).message
+    monkeypatch.undo()
+    assert stored_spans(project.pk) == []
+
+
+def test_a_locked_key_store_is_503_so_the_exporter_retries(
+    client: Client, store: ModuleType, project: Any, project_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import OperationalError
+
+    from thinkmeter.models import ApiKey
+
+    def locked(cls: Any, secret: str) -> None:
+        raise OperationalError("database is locked")
+
+    body = make_request([one_call()]).SerializeToString()
+    monkeypatch.setattr(ApiKey, "lookup", classmethod(locked))
+    response = post_otlp(client, body, project_key)
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) >= 1
+    monkeypatch.undo()
+    assert post_otlp(client, body, project_key).status_code == 200
+    assert len(stored_spans(project.pk)) == 1
+
+
 # --- what is stored ---------------------------------------------------------------------------
 
 

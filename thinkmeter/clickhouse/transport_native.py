@@ -5,6 +5,10 @@ placeholders; very old servers (Debian's 18.16, used to prove this transport in 
 get statements without parameters and without ``log_comment``, which they do not know.
 A connection error is retried once on a fresh connection, so the first statement after
 a server restart succeeds; if the retry fails too the caller sees ClickHouseUnavailable.
+An INSERT is never sent twice: a pooled connection is pinged before the insert (a stale
+one is replaced), and a connection error after the data went out is reported as
+ClickHouseUnavailable, because the server may have committed the block; the receiver
+answers 503 and the exporter's retry goes through span deduplication.
 """
 
 from __future__ import annotations
@@ -68,18 +72,24 @@ class NativeTransport:
         info = client.connection.server_info
         return info is not None and (info.version_major, info.version_minor) >= (22, 8)
 
-    def _run(self, tag: str, call: Any) -> Any:
+    def _run(self, tag: str, call: Any, resend: bool = True) -> Any:
+        """Run ``call`` on this thread's connection; ``resend=False`` for statements not safe to repeat."""
         for attempt in (1, 2):
             client = self._client()
+            sent = False
             try:
-                if client.connection.server_info is None:
+                connection = client.connection
+                if connection.server_info is None:
                     # connect(), not force_connect(): the latter marks a query as executing,
                     # and the execute() that follows would fail as a "simultaneous query".
-                    client.connection.connect()
+                    connection.connect()
+                elif not resend and not connection.ping():
+                    raise ConnectionError("stale connection")
+                sent = True
                 return call(client)
             except NETWORK_ERRORS as exc:
                 self._reset()
-                if attempt == 2:
+                if attempt == 2 or (sent and not resend):
                     raise ClickHouseUnavailable(tag, f"cannot reach {self.config.describe()}: {exc}") from exc
             except driver_errors.Error as exc:
                 raise ClickHouseError(tag, getattr(exc, "message", None) or str(exc), getattr(exc, "code", None)) from exc
@@ -123,7 +133,7 @@ class NativeTransport:
                 settings=self._settings(client, settings, {}),
             )
 
-        self._run(tag, call)
+        self._run(tag, call, resend=False)
 
     def close(self) -> None:
         self._reset()
