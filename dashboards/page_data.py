@@ -110,26 +110,34 @@ def breakdowns(ids: Sequence[int], pf: PageFilters, names: dict[str, str] | None
     """
     query = queries.UsageQuery(ids, pf.start, pf.end, group_by=list(dimensions), filters=pf.column_filters,
                                limit=queries.MAX_LIMIT)
-    frame = queries.usage_frame(query, tag="pages.breakdowns", slugs=slugs) if ids else pd.DataFrame()
-    return {dim: _breakdown(frame, dim, names or {}, limit) for dim in dimensions}
+    if not ids:
+        return {dim: pd.DataFrame(columns=["label", *TOTAL_COLUMNS]) for dim in dimensions}
+    keys, other, measures = queries.usage_arrays(query, tag="pages.breakdowns", slugs=slugs)
+    values = np.column_stack([measures[c].astype("float64") for c in TOTAL_COLUMNS]) if len(other) else None
+    return {dim: _breakdown(keys[dim], other, values, dim, names or {}, limit) for dim in dimensions}
 
 
-def _breakdown(frame: pd.DataFrame, dim: str, names: dict[str, str], limit: int) -> pd.DataFrame:
+def _breakdown(keys: Sequence[Any], other: np.ndarray, values: np.ndarray | None, dim: str, names: dict[str, str],
+               limit: int) -> pd.DataFrame:
+    """One dimension's rows: ``keys`` (its value per grouped row), ``other`` (the query's
+    own "other" rows) and ``values`` (the rows' :data:`TOTAL_COLUMNS`) folded per value."""
     columns = ["label", *TOTAL_COLUMNS]
-    if frame.empty:
+    if values is None or not len(values):
         return pd.DataFrame(columns=columns)
-    keys = [OTHER_KEY if other else str(value) for value, other in zip(frame[dim], frame["other"], strict=True)]
-    values = frame[list(TOTAL_COLUMNS)].to_numpy(dtype="float64")
     sums: dict[str, np.ndarray] = {}
-    for key, row in zip(keys, values, strict=True):
-        sums[key] = sums[key] + row if key in sums else row.copy()
+    for key, is_other, row in zip(keys, other, values, strict=True):
+        name = OTHER_KEY if is_other else str(key)
+        sums[name] = sums[name] + row if name in sums else row.copy()
     ranked = sorted((k for k in sums if k != OTHER_KEY), key=lambda k: -sums[k][-1])  # by cost_total, stable
     top, rest = ranked[:limit], ranked[limit:] + ([OTHER_KEY] if OTHER_KEY in sums else [])
-    rows = [[_label(dim, key, names), *sums[key]] for key in top]
+    labels = [_label(dim, key, names) for key in top]
+    table = [sums[key] for key in top]
     if rest:
-        rows.append([_label(dim, OTHER_KEY, names), *np.sum([sums[k] for k in rest], axis=0)])
-    counts = {c: "int64" for c in TOTAL_COLUMNS if not c.startswith("cost")}
-    return pd.DataFrame(rows, columns=columns).round({c: 0 for c in counts}).astype(counts)
+        labels.append(_label(dim, OTHER_KEY, names))
+        table.append(np.sum([sums[k] for k in rest], axis=0))
+    matrix = np.vstack(table)
+    return pd.DataFrame({"label": labels, **{c: matrix[:, i].round().astype("int64") if not c.startswith("cost")
+                                            else matrix[:, i] for i, c in enumerate(TOTAL_COLUMNS)}})
 
 
 def _label(dim: str, key: str, names: dict[str, str]) -> str:

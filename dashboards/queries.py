@@ -570,43 +570,56 @@ USAGE_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _floats(table: pa.Table, name: str) -> np.ndarray:
-    return pc.cast(table.column(name), pa.float64()).to_numpy()
+FRAME_MEASURES = ("requests", *TOKEN_MEASURES, "visible_output_tokens", "cost_input", "cost_cache", "cost_output",
+                  "cost_reasoning", "cost_total")
 
 
-def usage_frame(query: UsageQuery, tag: str = "pages.usage", slugs: Mapping[int, str] | None = None) -> pd.DataFrame:
-    """A usage query as a DataFrame for charts: [bucket], dimensions, ``other``, requests,
-    token sums and float money columns cost_input, cost_cache, cost_output, cost_reasoning, cost_total.
-
-    ``slugs`` (project id → slug) spares the database lookup when grouping by project."""
+def usage_arrays(query: UsageQuery, tag: str = "pages.usage", slugs: Mapping[int, str] | None = None,
+                 ) -> tuple[dict[str, Any], np.ndarray, dict[str, np.ndarray]]:
+    """A usage query as arrays for charts: (the bucket and each grouped dimension's values,
+    ``"other"`` on the other rows; each row's "other" flag; :data:`FRAME_MEASURES`: requests
+    and token sums as integers, money columns as float USD with cost_cache = cache reads +
+    writes and cost_output the visible output). ``slugs`` (project id → slug) spares the
+    database lookup when grouping by project."""
     table = usage_table(query, tag)
-    columns = ([*(["bucket"] if query.interval else []), *query.group_by, "other", "requests", *TOKEN_MEASURES,
-                "visible_output_tokens", "cost_input", "cost_cache", "cost_output", "cost_reasoning", "cost_total"])
-    if table.num_rows == 0:
-        return pd.DataFrame(columns=columns)
-    data: dict[str, Any] = {}
+    rows = table.num_rows
+    keys: dict[str, Any] = {}
     if query.interval:
-        data["bucket"] = pd.to_datetime(table.column("bucket").to_pandas(), utc=True)
-    other = (~np.asarray(table.column("is_top").to_pylist(), dtype=bool) if query.group_by
-             else np.zeros(table.num_rows, dtype=bool))
+        keys["bucket"] = pd.to_datetime(table.column("bucket").to_pandas(), utc=True) if rows else []
+    other = (~np.asarray(table.column("is_top").to_pylist(), dtype=bool) if query.group_by and rows
+             else np.zeros(rows, dtype=bool))
     if slugs is None:
         slugs = project_slugs(query.project_ids) if "project" in query.group_by else {}
     for dim in query.group_by:
-        values = table.column(f"g_{dim}").to_pylist()
+        values = table.column(f"g_{dim}").to_pylist() if rows else []
         if dim == "project":
             values = [slugs.get(int(v), str(v)) for v in values]
-        data[dim] = [OTHER if is_other else value for value, is_other in zip(values, other, strict=True)]
-    data["other"] = other
-    data["requests"] = table.column("requests").to_numpy().astype("int64")
-    for m in TOKEN_MEASURES:
-        data[m] = table.column(m).to_numpy().astype("int64")
-    data["visible_output_tokens"] = data["output_tokens"] - data["reasoning_tokens"]
-    data["cost_input"] = _floats(table, "cost_input")
-    data["cost_cache"] = _floats(table, "cost_cache_read") + _floats(table, "cost_cache_write")
-    data["cost_output"] = _floats(table, "cost_output_visible")
-    data["cost_reasoning"] = _floats(table, "cost_reasoning")
-    data["cost_total"] = _floats(table, "cost_total")
-    return pd.DataFrame({column: data[column] for column in columns})
+        keys[dim] = [OTHER if is_other else value for value, is_other in zip(values, other, strict=True)]
+
+    def ints(name: str) -> np.ndarray:
+        return table.column(name).to_numpy().astype("int64") if rows else np.zeros(0, dtype="int64")
+
+    def floats(name: str) -> np.ndarray:
+        return pc.cast(table.column(name), pa.float64()).to_numpy() if rows else np.zeros(0)
+
+    measures = {"requests": ints("requests"), **{m: ints(m) for m in TOKEN_MEASURES}}
+    measures["visible_output_tokens"] = measures["output_tokens"] - measures["reasoning_tokens"]
+    measures.update({"cost_input": floats("cost_input"),
+                     "cost_cache": floats("cost_cache_read") + floats("cost_cache_write"),
+                     "cost_output": floats("cost_output_visible"), "cost_reasoning": floats("cost_reasoning"),
+                     "cost_total": floats("cost_total")})
+    return keys, other, measures
+
+
+def usage_frame(query: UsageQuery, tag: str = "pages.usage", slugs: Mapping[int, str] | None = None) -> pd.DataFrame:
+    """A usage query as a DataFrame for charts (:func:`usage_arrays`): [bucket], dimensions,
+    ``other``, requests, token sums and float money columns cost_input, cost_cache,
+    cost_output, cost_reasoning, cost_total."""
+    keys, other, measures = usage_arrays(query, tag, slugs)
+    columns = [*keys, "other", *FRAME_MEASURES]
+    if not len(other):
+        return pd.DataFrame(columns=columns)
+    return pd.DataFrame({**keys, "other": other, **measures})[columns]
 
 
 # ---------------------------------------------------------------- traces

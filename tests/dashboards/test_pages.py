@@ -393,21 +393,25 @@ def test_number_formats() -> None:
 
 
 def test_breakdowns_fold_one_grouped_query_into_each_dimension() -> None:
-    import pandas as pd
+    import numpy as np
 
     from dashboards.page_data import TOTAL_COLUMNS, _breakdown, frame_totals
 
     rows = [("acme", 1, "m1", 1.0), ("acme", 2, "m2", 5.0), ("globex", 2, "m3", 3.0), ("acme", 0, "other", 0.5),
             ("other", "other", "other", 2.0)]
-    frame = pd.DataFrame({"project": [r[0] for r in rows], "tier": [r[1] for r in rows],
-                          "model": [r[2] for r in rows], "other": [False] * 4 + [True],
-                          **{c: [r[3] for r in rows] for c in TOTAL_COLUMNS}})
-    by_tier = _breakdown(frame, "tier", {}, limit=2)
+    other = np.array([False] * 4 + [True])
+    values = np.array([[r[3]] * len(TOTAL_COLUMNS) for r in rows])
+
+    def fold(dim: int, name: str, names: dict[str, str], limit: int) -> Any:
+        return _breakdown([r[dim] for r in rows], other, values, name, names, limit)
+
+    by_tier = fold(1, "tier", {}, limit=2)
     assert list(by_tier["label"]) == ["tier 2", "tier 1", "other"]
     assert list(by_tier["cost_total"]) == [8.0, 1.0, 2.5]  # untiered 0.5 + the query's own "other" 2.0
-    by_model = _breakdown(frame, "model", {}, limit=10)
+    assert by_tier["requests"].dtype == "int64" and list(by_tier["requests"])[:2] == [8, 1]  # whole numbers
+    by_model = fold(2, "model", {}, limit=10)
     # a model really named "other" stays apart from the groups past the query's limit
     assert sorted(by_model["label"]) == ["m1", "m2", "m3", "other", "other"]
-    by_project = _breakdown(frame, "project", {"acme": "Acme Corp"}, limit=10)
+    by_project = fold(0, "project", {"acme": "Acme Corp"}, limit=10)
     assert list(by_project["label"]) == ["Acme Corp", "globex", "other"]
     assert frame_totals(by_project)["cost_total"] == frame_totals(by_tier)["cost_total"] == 11.5
