@@ -274,12 +274,9 @@ def timed(fn: Callable[[], Any], runs: int) -> dict[str, float]:
     """Wall-clock p50/p95/max, and the median CPU time the process (chdb's threads included)
     spent per run: on a machine shared with other work the wall clock includes waiting for
     a core, the CPU time does not."""
-    from dashboards.queries import forget_cached
-
     fn()  # warm-up (first use of a connection)
     samples, cpu = [], []
-    for _ in range(runs):
-        forget_cached()  # each run is a fresh page view: nothing remembered from the last one
+    for _ in range(runs):  # each run is a fresh page view: the dashboards keep nothing between views
         started, started_cpu = time.perf_counter(), time.process_time()
         fn()
         samples.append((time.perf_counter() - started) * 1000)

@@ -26,7 +26,7 @@ from thinkmeter.clickhouse import PROJECT_PARAM
 FILTER_OPTIONS_SQL = """
 SELECT groupUniqArray(200)(service) AS o_service, groupUniqArray(200)(environment) AS o_environment,
     groupUniqArray(200)(model) AS o_model, groupUniqArray(200)(task_type) AS o_task_type,
-    groupUniqArray(50)(toString(tier)) AS o_tier
+    groupUniqArray(50)(toString(tier)) AS o_tier, sum(unpriced) AS unpriced
 FROM ({rows})
 """
 ANY_DATA_SQL = f"SELECT 1 AS x FROM usage_hourly WHERE project_id IN {PROJECT_PARAM} LIMIT 1"
@@ -40,19 +40,25 @@ def has_any_data(ids: Sequence[int]) -> bool:
     return bool(clickhouse.execute(ANY_DATA_SQL, tag="pages.has_any_data", projects=list(ids)))
 
 
-def filter_options(ids: Sequence[int], pf: PageFilters) -> dict[str, list[str]]:
-    """Values of each select-able dimension seen in the range (the filters themselves
-    ignored), from the rollups over whole hours."""
+def filter_options_and_unpriced(ids: Sequence[int], pf: PageFilters) -> tuple[dict[str, list[str]], int]:
+    """:func:`filter_options` and the LLM calls without a price in the range widened to
+    whole hours (left out of every sum), from one read of the rollups."""
     if not ids:
-        return {}
-    union, params = queries.rollup_rows_sql(", ".join(SELECT_DIMENSIONS), pf.start, pf.end)
+        return {}, 0
+    union, params = queries.rollup_rows_sql(", ".join([*SELECT_DIMENSIONS, "unpriced"]), pf.start, pf.end)
     rows = clickhouse.execute(FILTER_OPTIONS_SQL.format(rows=union), params, tag="pages.filter_options",
                               projects=list(ids), settings=queries.ONE_THREAD)
     out: dict[str, list[str]] = {}
     for column in SELECT_DIMENSIONS:
         values = [str(v) for v in rows[0][f"o_{column}"] if str(v) != ""] if rows else []
         out[column] = sorted(values, key=lambda v: (int(v) if v.isdigit() else 0, v))
-    return out
+    return out, int(rows[0]["unpriced"] or 0) if rows else 0
+
+
+def filter_options(ids: Sequence[int], pf: PageFilters) -> dict[str, list[str]]:
+    """Values of each select-able dimension seen in the range (the filters themselves
+    ignored), from the rollups over whole hours."""
+    return filter_options_and_unpriced(ids, pf)[0]
 
 
 # ---------------------------------------------------------------- finance
@@ -68,24 +74,19 @@ def frame_totals(df: pd.DataFrame) -> dict[str, float]:
 
 def unpriced_calls(ids: Sequence[int], pf: PageFilters) -> int:
     """LLM calls in the range whose model had no price (left out of every sum)."""
-    return queries.unpriced_requests(ids, pf.start, pf.end)
+    return filter_options_and_unpriced(ids, pf)[1]
+
+
+TOTALS_SHOWN = ("requests", "output_tokens", "reasoning_tokens", "cost_total")
 
 
 def totals(ids: Sequence[int], pf: PageFilters) -> dict[str, float]:
-    """Sums over the view: requests, token sums and the cost parts (floats)."""
+    """The Engineering page's sums over the view (floats): requests, output_tokens,
+    reasoning_tokens and cost_total."""
     if not ids:
         return {}
-    sums = queries.usage_totals(ids, pf.start, pf.end, pf.column_filters)
-    return {
-        "requests": float(sums["requests"]),
-        **{m: float(sums[m]) for m in queries.TOKEN_MEASURES},
-        "visible_output_tokens": float(sums["output_tokens"] - sums["reasoning_tokens"]),
-        "cost_input": float(sums["cost_input"]),
-        "cost_cache": float(sums["cost_cache_read"] + sums["cost_cache_write"]),
-        "cost_output": float(sums["cost_output_visible"]),
-        "cost_reasoning": float(sums["cost_reasoning"]),
-        "cost_total": float(sums["cost_total"]),
-    }
+    sums = queries.usage_totals(ids, pf.start, pf.end, pf.column_filters, measures=TOTALS_SHOWN)
+    return {m: float(sums[m]) for m in TOTALS_SHOWN}
 
 
 def spend_over_time(ids: Sequence[int], pf: PageFilters) -> pd.DataFrame:
@@ -197,26 +198,33 @@ def task_class(task_type: str, tier: int) -> str:
     return f"{task_type or 'unclassified'} · tier {tier}" if tier else (task_type or "unclassified")
 
 
-def reasoning_distribution(ids: Sequence[int], pf: PageFilters) -> pd.DataFrame:
+def call_sample(ids: Sequence[int], pf: PageFilters, total: int | None = None) -> pd.DataFrame:
+    """The view's call sample (``queries.call_sample``) that the next five functions share as ``calls``."""
+    return queries.call_sample(ids, pf.start, pf.end, pf.column_filters, total=total)
+
+
+def reasoning_distribution(ids: Sequence[int], pf: PageFilters, calls: pd.DataFrame | None = None) -> pd.DataFrame:
     """Reasoning-token quantiles of the busiest task classes: task_class, requests, p50, p90, p95, p99."""
-    frame = queries.reasoning_distribution(ids, pf.start, pf.end, pf.column_filters)
+    frame = queries.reasoning_distribution(ids, pf.start, pf.end, pf.column_filters, calls=calls)
     frame["task_class"] = [task_class(str(t), int(tier)) for t, tier in zip(frame["task_type"], frame["tier"],
                                                                           strict=True)]
     return frame
 
 
-def latency_by_tier(ids: Sequence[int], pf: PageFilters) -> pd.DataFrame:
-    return queries.latency_by_tier(ids, pf.start, pf.end, pf.column_filters)
+def latency_by_tier(ids: Sequence[int], pf: PageFilters, calls: pd.DataFrame | None = None) -> pd.DataFrame:
+    return queries.latency_by_tier(ids, pf.start, pf.end, pf.column_filters, calls=calls)
 
 
-def escalation(ids: Sequence[int], pf: PageFilters) -> pd.DataFrame:
+def escalation(ids: Sequence[int], pf: PageFilters, calls: pd.DataFrame | None = None) -> pd.DataFrame:
     """Columns: task_type, requests, escalated, rate."""
-    return queries.escalation_rate_by_task_type(ids, pf.start, pf.end, pf.column_filters)
+    return queries.escalation_rate_by_task_type(ids, pf.start, pf.end, pf.column_filters, calls=calls)
 
 
-def quality_points(ids: Sequence[int], pf: PageFilters, min_samples: int = 3) -> pd.DataFrame:
+def quality_points(ids: Sequence[int], pf: PageFilters, min_samples: int = 3,
+                   calls: pd.DataFrame | None = None) -> pd.DataFrame:
     """Columns: task_type, budget (a label), reasoning_tokens (mean), quality (mean), requests."""
-    df = queries.quality_vs_reasoning(ids, pf.start, pf.end, pf.column_filters, min_samples=min_samples)
+    df = queries.quality_vs_reasoning(ids, pf.start, pf.end, pf.column_filters, min_samples=min_samples,
+                                      calls=calls)
     df = df.rename(columns={"mean_reasoning_tokens": "reasoning_tokens", "mean_quality": "quality"})
     df["budget"] = [
         f"tier {int(t)}, " + (f"budget {int(b):,}" if b else (f"effort {e}" if e else "no budget"))
@@ -225,9 +233,9 @@ def quality_points(ids: Sequence[int], pf: PageFilters, min_samples: int = 3) ->
     return df
 
 
-def budget_used(ids: Sequence[int], pf: PageFilters) -> pd.DataFrame:
+def budget_used(ids: Sequence[int], pf: PageFilters, calls: pd.DataFrame | None = None) -> pd.DataFrame:
     """A sample of calls with a thinking budget. Columns: thinking_budget, reasoning_tokens."""
-    return queries.budget_vs_used(ids, pf.start, pf.end, pf.column_filters)
+    return queries.budget_vs_used(ids, pf.start, pf.end, pf.column_filters, calls=calls)
 
 
 def runaway_traces(ids: Sequence[int], pf: PageFilters, limit: int = 25,

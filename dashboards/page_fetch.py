@@ -70,14 +70,14 @@ def finance_page(ids: Sequence[int], pf: PageFilters, now: datetime, *, names: d
                  slugs: Mapping[int, str], user_ids: Sequence[int]) -> FinancePage:
     """The Finance page's data for projects ``ids`` (top users over ``user_ids`` only)."""
     got = gather({
-        "options": lambda: page_data.filter_options(ids, pf),
+        "options": lambda: page_data.filter_options_and_unpriced(ids, pf),
         "by": lambda: page_data.breakdowns(ids, pf, names, slugs=slugs),
         "month": lambda: page_data.month_spend(ids, pf, now),
-        "unpriced": lambda: page_data.unpriced_calls(ids, pf),
         "over_time": lambda: page_data.spend_over_time(ids, pf),
         "top_users": (lambda: page_data.top_users(user_ids, pf)) if user_ids else None,
     })
-    return FinancePage(**got)
+    options, unpriced = got.pop("options")
+    return FinancePage(options=options, unpriced=unpriced, **got)
 
 
 @dataclass(frozen=True)
@@ -93,17 +93,18 @@ class EngineeringPage:
 
 
 def _per_call(ids: Sequence[int], pf: PageFilters) -> dict[str, Any]:
-    """The totals, then (when there are calls) the statistics of one shared call sample."""
+    """The totals, then (when there are calls) the statistics of one call sample sized by them."""
     totals = page_data.totals(ids, pf)
     if not totals.get("requests"):
         return {"totals": totals}
-    return {  # the first reads the sample (sized by the totals just read), the others reuse it
+    calls = page_data.call_sample(ids, pf, total=int(totals["requests"]))
+    return {
         "totals": totals,
-        "distribution": page_data.reasoning_distribution(ids, pf),
-        "latency": page_data.latency_by_tier(ids, pf),
-        "escalation": page_data.escalation(ids, pf),
-        "quality": page_data.quality_points(ids, pf),
-        "budget": page_data.budget_used(ids, pf),
+        "distribution": page_data.reasoning_distribution(ids, pf, calls),
+        "latency": page_data.latency_by_tier(ids, pf, calls),
+        "escalation": page_data.escalation(ids, pf, calls),
+        "quality": page_data.quality_points(ids, pf, calls=calls),
+        "budget": page_data.budget_used(ids, pf, calls),
     }
 
 

@@ -3,6 +3,9 @@
 ``?range=24h|7d|30d|90d|mtd|custom`` (with ``from``/``to`` for custom), ``project=<slug>``
 and one parameter per filter dimension (service, environment, model, tier, task_type,
 user). Keeping all of it in the URL makes any view shareable by copying the address.
+The preset ranges (and a custom range without an end) end with the current hour, as the
+usage API's default range does: everything stored so far is in, and the range falls on
+hour boundaries, which the rollups serve without reading raw spans.
 Pure apart from reading a ``QueryDict``-like mapping: no database access here.
 """
 
@@ -127,6 +130,7 @@ class PageFilters:
 def parse(query: Mapping[str, str], now: datetime | None = None, extra_keys: tuple[str, ...] = ()) -> PageFilters:
     """Read a page's state from its query string; bad values fall back to defaults with an error to show."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
+    hour_end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)  # the end of the current hour
     errors: list[str] = []
     range_key = (query.get("range") or "").strip()
     if range_key and range_key not in RANGES:
@@ -138,7 +142,7 @@ def parse(query: Mapping[str, str], now: datetime | None = None, extra_keys: tup
     if range_key == "custom":
         try:
             start = parse_moment(query.get("from") or "")
-            end = parse_moment(query["to"], end=True) if query.get("to") else now
+            end = parse_moment(query["to"], end=True) if query.get("to") else hour_end
             if end <= start:
                 raise ValueError("the range must end after it starts")
             if end - start > timedelta(days=MAX_CUSTOM_DAYS):
@@ -147,9 +151,9 @@ def parse(query: Mapping[str, str], now: datetime | None = None, extra_keys: tup
             errors.append(f"Custom range: {exc}. Showing the last 30 days.")
             range_key = DEFAULT_RANGE
     if range_key == "mtd":
-        start, end = month_start(now), now
+        start, end = month_start(now), hour_end
     elif range_key in RANGE_SPANS:
-        start, end = now - RANGE_SPANS[range_key], now
+        start, end = hour_end - RANGE_SPANS[range_key], hour_end
     filters: dict[str, str] = {}
     for name in FILTER_DIMENSIONS:
         value = (query.get(name) or "").strip()

@@ -24,11 +24,11 @@ Contract (every function in this module):
   are exact for any range. Quantiles from rollups are t-digest estimates.
 - **Samples.** Statistics of single calls (distributions, latency, escalations, the
   quality frontier, budget against use) come from one table of calls,
-  :func:`call_sample`: every call when the range has at most :data:`SAMPLE_CALLS`, else
+  :func:`call_sample`: every call when the range has at most :data:`PAGE_SAMPLE_CALLS`, else
   a uniform sample of traces picked by trace-id range, which the sort key lets
   ClickHouse skip to (:class:`Sample`), read from ``sampled_calls`` (1/32 of traces,
-  kept by the 0005 migration's view) when the sample fits in it. A page fetches it once
-  (or passes it as ``calls=``); results carry ``attrs["sample_fraction"]``. The quality part of :func:`budget_stats` samples the same
+  kept by the 0005 migration's view) when the sample fits in it. A page reads it once and
+  passes it as ``calls=``; results carry ``attrs["sample_fraction"]``. The quality part of :func:`budget_stats` samples the same
   way. Trace search and runaway traces look at the newest hours first and widen the
   window only as needed.
 - **Money.** The API functions (:func:`usage_rows`, :func:`search_traces`,
@@ -49,7 +49,7 @@ Page functions: :func:`spend_over_time`, :func:`spend_by`, :func:`mtd_spend_and_
 next five), :func:`reasoning_distribution`,
 :func:`latency_by_tier`, :func:`escalation_rate_by_task_type`,
 :func:`quality_vs_reasoning`, :func:`budget_vs_used`, :func:`runaway_traces`,
-:func:`unpriced_requests`, :func:`unpriced_models`.
+:func:`unpriced_models`.
 """
 
 from __future__ import annotations
@@ -57,8 +57,6 @@ from __future__ import annotations
 import importlib
 import math
 import re
-import threading
-import time as time_module
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -298,7 +296,12 @@ class Segment:
 
 @dataclass(frozen=True)
 class UsageQuery:
-    """A usage aggregate: grouped by dimensions (and a time bucket), filtered, top-N limited."""
+    """A usage aggregate: grouped by dimensions (and a time bucket), filtered, top-N limited.
+
+    ``measures`` are the sums to read (a subset of :data:`MEASURES`, in its order; every
+    one by default): each is a column read, so pages ask for what they show. Grouped
+    queries rank by cost, so they always read cost_total.
+    """
 
     project_ids: Sequence[int]
     start: datetime
@@ -307,8 +310,14 @@ class UsageQuery:
     interval: str | None = None
     filters: Filters = field(default_factory=dict)
     limit: int = DEFAULT_LIMIT
+    measures: Sequence[str] = MEASURES
 
     def __post_init__(self) -> None:
+        unknown = set(self.measures) - set(MEASURES)
+        if unknown or not self.measures:
+            raise ValueError(f"measures must be some of {MEASURES}, not {sorted(unknown)}")
+        wanted = set(self.measures) | ({"cost_total"} if self.group_by else set())
+        object.__setattr__(self, "measures", tuple(m for m in MEASURES if m in wanted))
         object.__setattr__(self, "start", as_utc(self.start))
         object.__setattr__(self, "end", as_utc(self.end))
         object.__setattr__(self, "group_by", tuple(parse_group_by(list(self.group_by))))
@@ -387,10 +396,8 @@ def _bucket(table: str, interval: str) -> str:
     return f"toDateTime64({BUCKET_FUNCTION[interval]}({column}), 0, 'UTC')"
 
 
-def _measure_sql(table: str) -> list[str]:
-    if table == "spans":
-        return ["count() AS m_requests", *(f"sum({m}) AS m_{m}" for m in MEASURES[1:])]
-    return [f"sum({m}) AS m_{m}" for m in MEASURES]
+def _measure_sql(table: str, measures: Sequence[str]) -> list[str]:
+    return [("count()" if table == "spans" and m == "requests" else f"sum({m})") + f" AS m_{m}" for m in measures]
 
 
 def by_table(segments: Sequence[Segment]) -> list[tuple[str, list[Segment]]]:
@@ -432,7 +439,7 @@ def _source_sql(table: str, segments: Sequence[Segment], index: int, query: Usag
         keys.insert(0, f"{_bucket(table, query.interval)} AS bucket")
     group = ["bucket"] if query.interval else []
     group += [f"d_{d}" for d in query.group_by]
-    sql = (f"SELECT {', '.join([*keys, *_measure_sql(table)])} FROM {table} "
+    sql = (f"SELECT {', '.join([*keys, *_measure_sql(table, query.measures)])} FROM {table} "
            f"WHERE {where}" + (f" GROUP BY {', '.join(group)}" if group else ""))
     return sql, params
 
@@ -446,7 +453,8 @@ def _usage_union(query: UsageQuery) -> tuple[str, dict[str, Any]]:
     return "\nUNION ALL\n".join(parts), params
 
 
-SUMS_SQL = ", ".join(f"sum(m_{m}) AS {m}" for m in MEASURES)
+def _sums_sql(query: UsageQuery) -> str:
+    return ", ".join(f"sum(m_{m}) AS {m}" for m in query.measures)
 
 
 def usage_sql(query: UsageQuery) -> tuple[str, dict[str, Any]]:
@@ -457,13 +465,13 @@ def usage_sql(query: UsageQuery) -> tuple[str, dict[str, Any]]:
     bucket = ["bucket"] if query.interval else []
     if not query.group_by:
         group = " GROUP BY bucket ORDER BY bucket" if query.interval else ""
-        return f"SELECT {', '.join([*bucket, SUMS_SQL])} FROM ({union}){group}", params
+        return f"SELECT {', '.join([*bucket, _sums_sql(query)])} FROM ({union}){group}", params
     dims = [f"d_{d}" for d in query.group_by]
     defaults = {d: ("0" if d in ("tier", "project") else "''") for d in query.group_by}
     keyed = ", ".join(f"if(is_top, d_{d}, {defaults[d]}) AS g_{d}" for d in query.group_by)
     params["top_n"] = query.limit
     sql = f"""
-SELECT {', '.join([*bucket, 'is_top', keyed, SUMS_SQL, 'min(grp_rank) AS first_rank'])}
+SELECT {', '.join([*bucket, 'is_top', keyed, _sums_sql(query), 'min(grp_rank) AS first_rank'])}
 FROM (
     SELECT *, grp_rank <= {{top_n:UInt32}} AS is_top
     FROM (
@@ -487,13 +495,13 @@ def few_groups_sql(query: UsageQuery) -> tuple[str, dict[str, Any]]:
     keys = ", ".join(f"d_{d} AS g_{d}" for d in query.group_by)
     order = ", ".join(f"g_{d}" for d in query.group_by)
     params["top_n_1"] = query.limit + 1
-    sql = (f"SELECT true AS is_top, {keys}, {SUMS_SQL} FROM ({union})\nGROUP BY {order}\n"
+    sql = (f"SELECT true AS is_top, {keys}, {_sums_sql(query)} FROM ({union})\nGROUP BY {order}\n"
            f"ORDER BY cost_total DESC, {order} LIMIT {{top_n_1:UInt32}}")
     return sql, params
 
 
 def usage_table(query: UsageQuery, tag: str = "dashboards.usage") -> pa.Table:
-    """Run a usage query: columns [bucket], [is_top, g_<dimension>...], then :data:`MEASURES`.
+    """Run a usage query: columns [bucket], [is_top, g_<dimension>...], then its measures.
 
     ``is_top`` is false on the one "other" row per bucket that sums every group past
     the top ``limit`` (ranked by cost over the whole range).
@@ -577,10 +585,10 @@ FRAME_MEASURES = ("requests", *TOKEN_MEASURES, "visible_output_tokens", "cost_in
 def usage_arrays(query: UsageQuery, tag: str = "pages.usage", slugs: Mapping[int, str] | None = None,
                  ) -> tuple[dict[str, Any], np.ndarray, dict[str, np.ndarray]]:
     """A usage query as arrays for charts: (the bucket and each grouped dimension's values,
-    ``"other"`` on the other rows; each row's "other" flag; :data:`FRAME_MEASURES`: requests
-    and token sums as integers, money columns as float USD with cost_cache = cache reads +
-    writes and cost_output the visible output). ``slugs`` (project id → slug) spares the
-    database lookup when grouping by project."""
+    ``"other"`` on the other rows; each row's "other" flag; those of :data:`FRAME_MEASURES`
+    the query's measures give: requests and token sums as integers, money columns as
+    float USD with cost_cache = cache reads + writes and cost_output the visible output).
+    ``slugs`` (project id → slug) spares the database lookup when grouping by project."""
     table = usage_table(query, tag)
     rows = table.num_rows
     keys: dict[str, Any] = {}
@@ -602,12 +610,15 @@ def usage_arrays(query: UsageQuery, tag: str = "pages.usage", slugs: Mapping[int
     def floats(name: str) -> np.ndarray:
         return pc.cast(table.column(name), pa.float64()).to_numpy() if rows else np.zeros(0)
 
-    measures = {"requests": ints("requests"), **{m: ints(m) for m in TOKEN_MEASURES}}
-    measures["visible_output_tokens"] = measures["output_tokens"] - measures["reasoning_tokens"]
-    measures.update({"cost_input": floats("cost_input"),
-                     "cost_cache": floats("cost_cache_read") + floats("cost_cache_write"),
-                     "cost_output": floats("cost_output_visible"), "cost_reasoning": floats("cost_reasoning"),
-                     "cost_total": floats("cost_total")})
+    read = set(query.measures)
+    measures = {m: ints(m) for m in ("requests", *TOKEN_MEASURES) if m in read}
+    if {"output_tokens", "reasoning_tokens"} <= read:
+        measures["visible_output_tokens"] = measures["output_tokens"] - measures["reasoning_tokens"]
+    for name, parts in (("cost_input", ["cost_input"]), ("cost_cache", ["cost_cache_read", "cost_cache_write"]),
+                        ("cost_output", ["cost_output_visible"]), ("cost_reasoning", ["cost_reasoning"]),
+                        ("cost_total", ["cost_total"])):
+        if read.issuperset(parts):
+            measures[name] = sum((floats(part) for part in parts), np.zeros(rows))
     return keys, other, measures
 
 
@@ -616,7 +627,7 @@ def usage_frame(query: UsageQuery, tag: str = "pages.usage", slugs: Mapping[int,
     ``other``, requests, token sums and float money columns cost_input, cost_cache,
     cost_output, cost_reasoning, cost_total."""
     keys, other, measures = usage_arrays(query, tag, slugs)
-    columns = [*keys, "other", *FRAME_MEASURES]
+    columns = [*keys, "other", *measures]
     if not len(other):
         return pd.DataFrame(columns=columns)
     return pd.DataFrame({**keys, "other": other, **measures})[columns]
@@ -932,7 +943,8 @@ def trace_detail(project_ids: Sequence[int], trace_id: str, *, include_text: boo
 
 # ---------------------------------------------------------------- trace samples
 
-SAMPLE_CALLS = 50_000
+SAMPLE_CALLS = 50_000  # the budgets' quality statistics
+PAGE_SAMPLE_CALLS = 20_000  # the engineering page's per-call statistics (every chart's groups get hundreds)
 SAMPLE_UNITS = 65_536
 SAMPLED_UNITS = int(_sampling.SAMPLE_BOUND, 16)  # ``sampled_calls`` holds the traces below this bound
 
@@ -971,41 +983,19 @@ class Sample:
         return where + self.sql(alias), {**params, **self.params()}
 
 
-_totals: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
-_totals_lock = threading.Lock()
-TOTALS_TTL_S = 60.0
-
-
 def usage_totals(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
-                 tag: str = "pages.totals") -> dict[str, Any]:
-    """The :data:`MEASURES` summed over the range (from the rollups when the filters allow;
-    costs as Decimal).
-
-    Remembered for :data:`TOTALS_TTL_S` seconds: a page shows them and its per-call
-    statistics size their samples from ``requests`` (a sample's fraction is exact
-    whatever its size).
-    """
-    normalized = normalize_filters(filters)
-    key = (tuple(_ids(project_ids)), as_utc(start), as_utc(end),
-           tuple(sorted((k, tuple(v)) for k, v in normalized.items())))
-    now = time_module.monotonic()
-    with _totals_lock:
-        hit = _totals.get(key)
-    if hit is not None and now - hit[0] < TOTALS_TTL_S:
-        return hit[1]
-    table = usage_table(UsageQuery(project_ids, start, end, filters=normalized), tag=tag)
+                 tag: str = "pages.totals", measures: Sequence[str] = MEASURES) -> dict[str, Any]:
+    """``measures`` (of :data:`MEASURES`) summed over the range (from the rollups when the
+    filters allow; costs as Decimal)."""
+    query = UsageQuery(project_ids, start, end, filters=normalize_filters(filters), measures=measures)
+    table = usage_table(query, tag=tag)
     row = table.to_pylist()[0] if table.num_rows else {}
-    totals = {m: (row.get(m) or (Decimal(0) if m in COST_MEASURES else 0)) for m in MEASURES}
-    with _totals_lock:
-        if len(_totals) > 1024:
-            _totals.clear()
-        _totals[key] = (now, totals)
-    return totals
+    return {m: (row.get(m) or (Decimal(0) if m in COST_MEASURES else 0)) for m in query.measures}
 
 
 def total_requests(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None) -> int:
     """LLM calls in the range (:func:`usage_totals`)."""
-    return int(usage_totals(project_ids, start, end, filters)["requests"])
+    return int(usage_totals(project_ids, start, end, filters, measures=("requests",))["requests"])
 
 
 def trace_sample(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None,
@@ -1201,9 +1191,10 @@ def recommend_budget(options: Sequence[Mapping[str, Any]], tolerance: float,
 
 def spend_over_time(project_ids: Sequence[int], start: datetime, end: datetime, interval: str = "day",
                     filters: Filters | None = None) -> pd.DataFrame:
-    """Spend per time bucket, stacked by part. Columns: bucket, requests, token sums,
-    cost_input, cost_cache, cost_output, cost_reasoning, cost_total (floats, USD)."""
-    query = UsageQuery(project_ids, start, end, interval=parse_interval(interval) or "day", filters=filters or {})
+    """Spend per time bucket, stacked by part. Columns: bucket, requests, cost_input,
+    cost_cache, cost_output, cost_reasoning, cost_total (floats, USD)."""
+    query = UsageQuery(project_ids, start, end, interval=parse_interval(interval) or "day", filters=filters or {},
+                       measures=("requests", *COST_MEASURES))
     return usage_frame(query, tag="pages.spend_over_time").drop(columns=["other"])
 
 
@@ -1238,7 +1229,8 @@ def mtd_spend_and_daily(project_ids: Sequence[int], now: datetime | None = None,
     month_start, month_end = month_bounds(current)
     first = min(month_start, floor_day(current) - timedelta(days=history_days))
     end = current if current > first else first + timedelta(seconds=1)
-    query = UsageQuery(project_ids, first, end, interval="day", filters=filters or {})
+    query = UsageQuery(project_ids, first, end, interval="day", filters=filters or {},
+                       measures=("requests", "cost_total"))
     df = usage_frame(query, tag="pages.mtd_spend")
     by_day = {pd.Timestamp(b).date(): (float(c), int(r))
               for b, c, r in zip(df["bucket"], df["cost_total"], df["requests"], strict=True)}
@@ -1298,7 +1290,8 @@ def reasoning_share(project_ids: Sequence[int], start: datetime, end: datetime, 
     dimension ``by`` and/or time bucket. Columns: [bucket], [by], cost_total,
     cost_reasoning, share (of cost, 0–1), output_tokens, reasoning_tokens, token_share."""
     query = UsageQuery(project_ids, start, end, group_by=parse_group_by(by), interval=parse_interval(interval),
-                       filters=filters or {}, limit=MAX_LIMIT)
+                       filters=filters or {}, limit=MAX_LIMIT,
+                       measures=("output_tokens", "reasoning_tokens", "cost_reasoning", "cost_total"))
     df = usage_frame(query, tag="pages.reasoning_share")
     keys = [*(["bucket"] if interval else []), *([by] if by else [])]
     out = df[[*keys, "cost_total", "cost_reasoning", "output_tokens", "reasoning_tokens"]].copy()
@@ -1311,10 +1304,10 @@ def reasoning_share(project_ids: Sequence[int], start: datetime, end: datetime, 
 #
 # Distributions, latencies, escalations, the quality frontier and budget against use need
 # single calls, not sums. They are computed from one table of calls (:func:`call_sample`):
-# every LLM call of the range when it has at most SAMPLE_CALLS, else a uniform trace
+# every LLM call of the range when it has at most PAGE_SAMPLE_CALLS, else a uniform trace
 # sample of about that many, read from ``sampled_calls`` when it is small enough
-# (:attr:`Sample.table`). A page fetches it once (the same arguments within seconds share
-# one read) or passes it as ``calls=``. DataFrames carry ``attrs["sample_fraction"]``;
+# (:attr:`Sample.table`). A page reads it once and passes it as ``calls=`` (each function
+# reads its own otherwise). DataFrames carry ``attrs["sample_fraction"]``;
 # counts named ``requests`` (and with_thinking, ttft_requests, escalated, llm_calls) are
 # scaled up to the whole range.
 
@@ -1343,55 +1336,27 @@ COMPUTED = {name: _sampling.SAMPLED_CALLS[name][1] for name in ("request_key", "
 CALL_SETTINGS = {"output_format_arrow_low_cardinality_as_dictionary": 1}
 
 
-_samples: dict[tuple[Any, ...], tuple[float, pd.DataFrame]] = {}
-SAMPLES_TTL_S = 10.0
-SAMPLES_KEPT = 8
-
-
 def call_sample(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters | None = None, *,
-                score_name: str = "quality", sample_calls: int = SAMPLE_CALLS, reuse: bool = True) -> pd.DataFrame:
+                score_name: str = "quality", sample_calls: int = PAGE_SAMPLE_CALLS,
+                total: int | None = None) -> pd.DataFrame:
     """LLM calls (``counted = 1``) of the range — all of them, or a uniform sample of traces
     with about ``sample_calls`` calls — one row each: project_id, task_type, tier,
     model, thinking_budget, reasoning_effort, reasoning_tokens, duration_ms, ttft_ms (0 when
     not reported), quality (the span's, else the trace's latest ``score_name`` score; NaN
     without), request_key (a hash of the request id, or of the trace id for calls without
     one) and pick (a hash of the call, for sub-sampling). ``attrs["sample_fraction"]`` is
-    the share of traces read.
-
-    The same arguments within :data:`SAMPLES_TTL_S` seconds get the same (shared, not to
-    be modified) DataFrame, so the engineering page's functions read ClickHouse once;
-    ``reuse=False`` always reads.
+    the share of traces read. ``total`` (the range's LLM calls, when the caller has it)
+    spares reading it to size the sample. A page reads it once and passes it as ``calls=``
+    to the functions below.
     """
     if not _ids(project_ids):
         return _empty(CALL_COLUMNS)
-    normalized = normalize_filters(filters)
-    key = (tuple(_ids(project_ids)), as_utc(start), as_utc(end), score_name, sample_calls,
-           tuple(sorted((k, tuple(v)) for k, v in normalized.items())))
-    now = time_module.monotonic()
-    with _totals_lock:
-        hit = _samples.get(key)
-    if reuse and hit is not None and now - hit[0] < SAMPLES_TTL_S:
-        return hit[1]
-    df = _read_calls(project_ids, start, end, normalized, score_name, sample_calls)
-    with _totals_lock:
-        for stale in [k for k, (at, _) in _samples.items() if now - at >= SAMPLES_TTL_S]:
-            del _samples[stale]
-        while len(_samples) >= SAMPLES_KEPT:
-            del _samples[next(iter(_samples))]
-        _samples[key] = (now, df)
-    return df
-
-
-def forget_cached() -> None:
-    """Drop the remembered totals and call samples (benchmarks; tests that rewrite data)."""
-    with _totals_lock:
-        _totals.clear()
-        _samples.clear()
+    return _read_calls(project_ids, start, end, normalize_filters(filters), score_name, sample_calls, total)
 
 
 def _read_calls(project_ids: Sequence[int], start: datetime, end: datetime, filters: Filters, score_name: str,
-                sample_calls: int) -> pd.DataFrame:
-    sample = trace_sample(project_ids, start, end, filters, sample_calls)
+                sample_calls: int, total: int | None) -> pd.DataFrame:
+    sample = trace_sample(project_ids, start, end, filters, sample_calls, total)
     where, params = sample.where(project_ids, start, end, filters, alias="s.")
     join, quality, quality_params = _quality_source(score_name, sample)
     params.update(quality_params)
@@ -1671,17 +1636,6 @@ def rollup_rows_sql(columns: str, start: datetime, end: datetime, filters: Filte
         parts.append(f"SELECT {columns} FROM {table} WHERE {where}")
         params.update(seg_params)
     return "\nUNION ALL\n".join(parts), params
-
-
-def unpriced_requests(project_ids: Sequence[int], start: datetime, end: datetime) -> int:
-    """LLM calls without a price (``priced = false``: left out of every sum) in the range
-    widened to whole hours, from the rollups."""
-    if not _ids(project_ids):
-        return 0
-    union, params = rollup_rows_sql("unpriced", start, end)
-    rows = clickhouse.execute(f"SELECT sum(unpriced) AS n FROM ({union})", params, tag="pages.unpriced_requests",
-                              projects=_ids(project_ids), settings=ONE_THREAD)
-    return int(rows[0]["n"] or 0) if rows else 0
 
 
 def unpriced_models(project_ids: Sequence[int], start: datetime, end: datetime) -> pd.DataFrame:

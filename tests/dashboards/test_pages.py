@@ -371,7 +371,11 @@ def test_page_filters_keep_the_view_in_the_url() -> None:
     assert parse(dict(pf.params()), now=now) == pf
     assert "from=2026-03-01T00%3A00%3A00Z" in pf.api_querystring() and "user_id=ann" in pf.api_querystring()
     mtd = parse({"range": "mtd"}, now=now)
-    assert mtd.start == datetime(2026, 3, 1, tzinfo=UTC) and mtd.end == now and mtd.interval == "day"
+    hour_end = datetime(2026, 3, 15, 13, tzinfo=UTC)  # presets end with the current hour, like the usage API
+    assert mtd.start == datetime(2026, 3, 1, tzinfo=UTC) and mtd.end == hour_end and mtd.interval == "day"
+    month = parse({"range": "30d"}, now=now)
+    assert (month.start, month.end) == (hour_end - timedelta(days=30), hour_end)
+    assert parse({"range": "custom", "from": "2026-03-01"}, now=now).end == hour_end
     assert parse({"range": "24h"}, now=now).interval == "hour"
     assert parse({"range": "90d"}, now=now).interval == "day"
     assert parse({}, now=now).range_key == "30d"

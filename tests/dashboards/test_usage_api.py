@@ -340,6 +340,18 @@ def test_plan_picks_rollups_and_covers_ragged_edges() -> None:
     assert [s.table for s in queries.plan(queries.UsageQuery([1], at(1, 3), at(1, 5)))] == ["usage_hourly"]
 
 
+def test_measures_read_only_what_is_asked() -> None:
+    start, end = datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 2, tzinfo=UTC)
+    narrow = queries.UsageQuery([1], start, end, interval="day", measures=("cost_total", "requests"))
+    assert narrow.measures == ("requests", "cost_total")  # in MEASURES order
+    sql, _ = queries.usage_sql(narrow)
+    assert "cost_input" not in sql and "sum(m_cost_total) AS cost_total" in sql
+    assert queries.UsageQuery([1], start, end, group_by=["model"], measures=("requests",)).measures == (
+        "requests", "cost_total")  # groups are ranked by cost
+    with pytest.raises(ValueError, match="measures"):
+        queries.UsageQuery([1], start, end, measures=("cost_usd",))
+
+
 def test_each_table_is_read_once() -> None:
     """The two ragged ends of a range are one scan of their table (OR-ed time ranges)."""
     query = queries.UsageQuery([1], datetime(2025, 3, 1, 10, 30, tzinfo=UTC), datetime(2025, 3, 4, 7, 15, tzinfo=UTC),
