@@ -30,7 +30,7 @@ rebuild a range of a rollup with exactly the query the view runs (mutations on
 
 from __future__ import annotations
 
-from typing import Any
+from thinkmeter.clickhouse.ddl import SchemaContext
 
 SUMS = [
     "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
@@ -135,48 +135,39 @@ def rollup_columns(target: str) -> list[str]:
     return [*ROLLUPS[target][2].split(", "), *AGGREGATE_COLUMNS]
 
 
-def statements(ctx: Any) -> list[str]:
+# Rollup rows are summed again by every reader, so any shard may hold any of them. In
+# cluster mode each shard's views write its own spans' rollups locally; rows inserted
+# through the Distributed tables (reprice's rebuilds, 0005's copies) spread by project.
+SHARD_BY = "project_id"
+DIMENSION_COLUMNS = [
+    "service LowCardinality(String)", "environment LowCardinality(String)", "provider LowCardinality(String)",
+    "model LowCardinality(String)", "operation LowCardinality(String)", "task_type LowCardinality(String)",
+    "tier UInt8",
+]
+KEY_COLUMNS: dict[str, list[str]] = {
+    "usage_hourly": ["project_id UInt32", "hour DateTime('UTC')", *DIMENSION_COLUMNS],
+    "usage_daily_users": [
+        "project_id UInt32", "day Date", "user_id String", "task_type LowCardinality(String)", "tier UInt8",
+        "model LowCardinality(String)",
+    ],
+}
+
+
+def statements(ctx: SchemaContext) -> list[str]:
     ttl = int(ctx.retention_days)
-    return [
-        f"""
-CREATE TABLE IF NOT EXISTS usage_hourly (
-    project_id UInt32,
-    hour DateTime('UTC'),
-    service LowCardinality(String),
-    environment LowCardinality(String),
-    provider LowCardinality(String),
-    model LowCardinality(String),
-    operation LowCardinality(String),
-    task_type LowCardinality(String),
-    tier UInt8,
-    {aggregate_columns()}
-)
-ENGINE = AggregatingMergeTree
-PARTITION BY toYYYYMM(hour)
-ORDER BY ({HOURLY_KEYS})
-TTL hour + INTERVAL {ttl} DAY
-""",
-        f"""
-CREATE MATERIALIZED VIEW IF NOT EXISTS usage_hourly_mv TO usage_hourly AS
-{rollup_select("usage_hourly")}
-""",
-        f"""
-CREATE TABLE IF NOT EXISTS usage_daily_users (
-    project_id UInt32,
-    day Date,
-    user_id String,
-    task_type LowCardinality(String),
-    tier UInt8,
-    model LowCardinality(String),
-    {aggregate_columns()}
-)
-ENGINE = AggregatingMergeTree
-PARTITION BY toYYYYMM(day)
-ORDER BY ({USER_KEYS})
-TTL day + INTERVAL {ttl} DAY
-""",
-        f"""
-CREATE MATERIALIZED VIEW IF NOT EXISTS usage_daily_users_mv TO usage_daily_users AS
-{rollup_select("usage_daily_users")}
-""",
-    ]
+    out: list[str] = []
+    for target, key_columns in KEY_COLUMNS.items():
+        time_column, _, group_by = ROLLUPS[target]
+        out += ctx.create_table(
+            target,
+            [*key_columns, aggregate_columns()],
+            engine="AggregatingMergeTree",
+            partition_by=f"toYYYYMM({time_column})",
+            order_by=f"({group_by})",
+            ttl=f"{time_column} + INTERVAL {ttl} DAY",
+            shard_by=SHARD_BY,
+        )
+        select, view_group_by = rollup_parts(target)
+        out += ctx.create_materialized_view(f"{target}_mv", target=target, source="spans", select=select,
+                                            where="counted = 1", group_by=view_group_by)
+    return out

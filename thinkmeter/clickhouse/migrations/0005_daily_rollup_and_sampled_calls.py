@@ -133,7 +133,7 @@ def statements(ctx: SchemaContext) -> list[str]:
         shard_by=SHARD_BY,
     )
     out.append(f"INSERT INTO sampled_calls ({', '.join(SAMPLED_CALLS)})\nSELECT {sampled_calls_select()}\n"
-               f"FROM spans\nWHERE {SAMPLED_WHERE} AND (SELECT count() FROM sampled_calls) = 0")
+               f"FROM spans AS spans\nWHERE {SAMPLED_WHERE} AND (SELECT count() FROM sampled_calls) = 0")
     out += ctx.create_materialized_view("sampled_calls_mv", target="sampled_calls", source="spans",
                                         select=sampled_calls_select(), where=SAMPLED_WHERE)
     return out
