@@ -38,16 +38,7 @@ from thinkmeter.clickhouse.ddl import SchemaContext
 _rollups: Any = importlib.import_module("thinkmeter.clickhouse.migrations.0003_rollups")
 
 SAMPLE_BOUND = "0800"  # trace ids below this: 0x0800 / 0x10000 = 1/32 of traces
-SHARD_BY = "cityHash64(project_id, trace_id)"  # as spans
-DIMENSION_COLUMNS = [
-    "service LowCardinality(String)",
-    "environment LowCardinality(String)",
-    "provider LowCardinality(String)",
-    "model LowCardinality(String)",
-    "operation LowCardinality(String)",
-    "task_type LowCardinality(String)",
-    "tier UInt8",
-]
+SHARD_BY = "cityHash64(project_id, trace_id)"  # sampled_calls, as spans (the rollups: 0003's SHARD_BY)
 SAMPLED_CALLS = {  # column -> (type, expression over spans)
     "project_id": ("UInt32", "project_id"),
     "start_time": ("DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1))", "start_time"),
@@ -101,7 +92,7 @@ def _rollup_view(ctx: SchemaContext, target: str) -> list[str]:
 def statements(ctx: SchemaContext) -> list[str]:
     ttl = int(ctx.retention_days)
     daily: list[tuple[str, list[str], str, str]] = [  # table, key columns, source, key expressions over it
-        ("usage_daily", ["project_id UInt32", "day Date", *DIMENSION_COLUMNS], "usage_hourly",
+        ("usage_daily", ["project_id UInt32", "day Date", *_rollups.DIMENSION_COLUMNS], "usage_hourly",
          _rollups.DAILY_KEYS.replace("day", "toDate(hour) AS day")),
         ("usage_daily_user_totals", ["project_id UInt32", "day Date", "user_id String"], "usage_daily_users",
          _rollups.USER_TOTAL_KEYS),
@@ -115,7 +106,7 @@ def statements(ctx: SchemaContext) -> list[str]:
             partition_by="toYYYYMM(day)",
             order_by=f"({_rollups.ROLLUPS[table][2]})",
             ttl=f"day + INTERVAL {ttl} DAY",
-            shard_by="project_id",
+            shard_by=_rollups.SHARD_BY,
         )
         out.append(_copy_rollup(table, source, key_expressions))
         out += _rollup_view(ctx, table)
