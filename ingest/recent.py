@@ -3,9 +3,12 @@
 In embedded mode this process is the only writer, so an index of everything it stored
 recently (warmed from ClickHouse at start-up) answers "was this span / response already
 stored?" without a query per flush. It holds up to ``MAX_SPANS`` spans, evicting whole
-traces oldest first; re-sent batches and double-instrumented calls arrive within
-seconds to minutes, far inside that window. In server mode several processes write, so
-the writer asks ClickHouse as well (see :mod:`ingest.writer`).
+traces oldest first, so its memory is bounded; re-sent batches and double-instrumented
+calls arrive within seconds to minutes, inside that window. Eviction never costs
+correctness: the index remembers the newest start time of anything it evicted
+(:meth:`RecentIndex.covers`), and a batch reaching back to or before that horizon is
+checked against ClickHouse as well, as in server mode, where several processes write
+(see :mod:`ingest.writer`).
 
 The index lives in the serving process beside everything else, so it is packed: a
 trace's spans are one bytes value of fixed-size records (span id, parent id, flags),
@@ -22,8 +25,9 @@ from itertools import islice
 
 from ingest.dedup import Known
 
-MAX_SPANS = 2_000_000
-MAX_RESPONSES = 2_000_000
+MAX_SPANS = 500_000  # about 90 MiB with the trace keys; the horizon keeps eviction correct
+MAX_RESPONSES = 500_000
+UNKNOWN_START = 2**63 - 1  # a span added without its start time: evicting it makes the index cover nothing
 EVICT_SLACK = 0.05  # evict this share beyond the cap at once (one pass instead of one per add)
 
 USAGE, COUNTED = 1, 2
@@ -47,9 +51,10 @@ def _packed_id(span_id: str) -> bytes | None:
 class _Trace:
     """The spans of one trace: packed records, plus any whose ids do not pack."""
 
-    __slots__ = ("other", "packed")
+    __slots__ = ("newest", "other", "packed")
 
     def __init__(self) -> None:
+        self.newest = 0  # the latest start time (ns) of the trace's spans held
         self.packed = b""
         self.other: dict[str, tuple[str, int]] | None = None  # span id → (parent id, flags)
 
@@ -112,8 +117,18 @@ class RecentIndex:
         self.max_responses = max_responses
         self._traces: dict[TraceKey, _Trace] = {}  # insertion order: oldest first
         self._spans = 0
-        self._responses: dict[str, None] = {}  # "project\x1fprovider\x1fresponse id", oldest first
+        self._responses: dict[str, int] = {}  # "project\x1fprovider\x1fresponse id" → start ns, oldest first
+        self._horizon = 0  # every span stored that started after this (ns) is held
         self._lock = threading.Lock()
+
+    def covers(self, earliest_start_ns: int) -> bool:
+        """True when a batch whose earliest span started at ``earliest_start_ns`` needs no ClickHouse check."""
+        return earliest_start_ns > self._horizon
+
+    def forget_before(self, start_ns: int) -> None:
+        """Declare spans that started at or before ``start_ns`` unknown here (warm-up loads only recent ones)."""
+        with self._lock:
+            self._horizon = max(self._horizon, start_ns)
 
     @staticmethod
     def _response_key(project_id: int, provider: str, response_id: str) -> str:
@@ -143,12 +158,14 @@ class RecentIndex:
         has_usage: list[bool],
         counted: list[int],
         response_keys: list[tuple[str, str]],
+        start_ns: list[int] | None = None,
     ) -> None:
         response_key = self._response_key
+        starts = start_ns if start_ns is not None else [UNKNOWN_START] * len(trace_ids)
         with self._lock:
             traces, responses = self._traces, self._responses
-            for trace_id, span, parent, usage, flag, response in zip(
-                trace_ids, span_ids, parent_ids, has_usage, counted, response_keys, strict=True
+            for trace_id, span, parent, usage, flag, response, start in zip(
+                trace_ids, span_ids, parent_ids, has_usage, counted, response_keys, starts, strict=True
             ):
                 key = (project_id, trace_id)
                 trace = traces.get(key)
@@ -156,8 +173,9 @@ class RecentIndex:
                     trace = traces[key] = _Trace()
                 if trace.put(span, parent or "", (USAGE if usage else 0) | (COUNTED if flag else 0)):
                     self._spans += 1
+                trace.newest = max(trace.newest, start)
                 if flag and response[1]:
-                    responses[response_key(project_id, response[0], response[1])] = None
+                    responses[response_key(project_id, response[0], response[1])] = start
             self._evict()
 
     def _evict(self) -> None:
@@ -169,17 +187,20 @@ class RecentIndex:
                     break
                 remaining -= len(trace)
                 drop += 1
+                self._horizon = max(self._horizon, trace.newest)
             self._traces = dict(islice(self._traces.items(), drop, None))
             self._spans = remaining
         if len(self._responses) > self.max_responses:
             excess = len(self._responses) - int(self.max_responses * (1 - EVICT_SLACK))
-            self._responses = dict.fromkeys(islice(self._responses, excess, None))
+            self._horizon = max(self._horizon, *islice(self._responses.values(), excess))
+            self._responses = dict(islice(self._responses.items(), excess, None))
 
     def clear(self) -> None:
         with self._lock:
             self._traces.clear()
             self._responses.clear()
             self._spans = 0
+            self._horizon = 0
 
     def __len__(self) -> int:
         return self._spans

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -77,7 +78,8 @@ def insert(project_id: int, table: pa.Table) -> int:
 
 
 RECENT_SQL = """
-SELECT project_id, trace_id, span_id, parent_span_id, has_usage, counted, provider, response_id
+SELECT project_id, trace_id, span_id, parent_span_id, has_usage, counted, provider, response_id,
+       toUnixTimestamp64Nano(start_time) AS start_ns
 FROM spans
 WHERE ingested_at > now64(3) - INTERVAL {hours:UInt32} HOUR
 ORDER BY ingested_at
@@ -86,9 +88,14 @@ LIMIT {limit:UInt64}
 
 
 def warm_recent_index(hours: int = 6) -> int:
-    """Load recently stored spans of every project into the in-memory dedup index (start-up)."""
+    """Load recently stored spans of every project into the in-memory dedup index (start-up).
+
+    Spans that started before the window are declared unknown to the index, so a late or
+    re-sent one is checked against ClickHouse by the writer.
+    """
     from ingest import recent
 
+    recent.index.forget_before(time.time_ns() - hours * 3600 * 1_000_000_000)
     table = clickhouse.query_arrow(
         RECENT_SQL, {"hours": hours, "limit": recent.MAX_SPANS}, tag="ingest.dedup.warm", system=True
     )
@@ -103,5 +110,6 @@ def warm_recent_index(hours: int = 6) -> int:
             return [values[i] for i in picks]
 
         recent.index.add(project_id, col("trace_id"), col("span_id"), col("parent_span_id"), col("has_usage"),
-                         col("counted"), list(zip(col("provider"), col("response_id"), strict=True)))
+                         col("counted"), list(zip(col("provider"), col("response_id"), strict=True)),
+                         col("start_ns"))
     return table.num_rows

@@ -161,8 +161,9 @@ class Writer:
                                  strict=True))
         stored = recent.index.known(project_id, trace_ids)
         responses = recent.index.counted_responses(project_id, response_keys)
-        if not embedded():
-            # Other processes write too: ask ClickHouse as well.
+        if not embedded() or not recent.index.covers(low):
+            # Other processes write too, or the batch reaches back past what the index holds:
+            # ask ClickHouse as well.
             stored += spans_store.known_spans(project_id, trace_ids, low, high)
             responses |= spans_store.counted_responses(project_id, [r for _, r in response_keys], low, high)
         flags = dedup.counted_flags(trace_ids, span_ids, parent_ids, has_usage, response_keys, stored, responses)
@@ -174,7 +175,8 @@ class Writer:
                 log.exception("before_insert hook %s failed; spans stored without it", before)
         dedup_done = time.perf_counter()
         spans_store.insert(project_id, table)
-        recent.index.add(project_id, trace_ids, span_ids, parent_ids, has_usage, flags, response_keys)
+        recent.index.add(project_id, trace_ids, span_ids, parent_ids, has_usage, flags, response_keys,
+                         starts.to_pylist())
         finished = time.perf_counter()
         metrics.INGEST_STAGE_SECONDS.labels("dedup").inc(dedup_done - started)
         metrics.INGEST_STAGE_SECONDS.labels("insert").inc(finished - dedup_done)

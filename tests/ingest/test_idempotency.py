@@ -103,6 +103,28 @@ def test_the_same_batch_three_times_changes_no_sum(client: Client, ch: ModuleTyp
 
 
 @pytest.mark.django_db
+def test_a_resend_after_the_dedup_index_evicted_the_batch_is_still_counted_once(
+    client: Client, ch: ModuleType, project: Any, project_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-memory index is bounded; what it evicted is checked against ClickHouse instead."""
+    from ingest import recent
+
+    monkeypatch.setattr(recent.index, "max_spans", 20)
+    body = make_request(mixed_batch()).SerializeToString()
+    assert post_otlp(client, body, project_key).status_code == 200
+    first = all_sums(project.pk)
+    for _ in range(3):  # newer traffic pushes the first batch out of the index
+        assert post_otlp(client, make_request(mixed_batch()).SerializeToString(), project_key).status_code == 200
+    assert len(recent.index) <= 20
+    earliest = min(r["s"] for r in stored_spans(project.pk, "toUnixTimestamp64Nano(start_time) AS s"))
+    assert not recent.index.covers(earliest)  # the writer has to ask ClickHouse for the resend
+    before_resend = all_sums(project.pk)
+    assert before_resend != first
+    assert post_otlp(client, body, project_key).status_code == 200
+    assert all_sums(project.pk) == before_resend
+
+
+@pytest.mark.django_db
 def test_a_resend_in_another_encoding_is_still_the_same_spans(client: Client, ch: ModuleType, project: Any,
                                                               project_key: str) -> None:
     """Identity is (trace, span), not the bytes: protobuf, then JSON, then gzipped JSON."""

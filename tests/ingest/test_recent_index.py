@@ -60,3 +60,21 @@ def test_oldest_traces_and_responses_are_evicted_beyond_the_caps() -> None:
     assert index.known(1, [traces[0]]) == []  # oldest gone
     assert len(index.known(1, [traces[-1]])) == 4  # newest kept
     assert len(index._responses) <= 40
+
+
+def test_eviction_moves_the_horizon_past_what_was_evicted() -> None:
+    index = RecentIndex(max_spans=10, max_responses=10)
+    assert index.covers(1)
+    for n in range(30):  # one span a trace, start times 1000, 1001, ...
+        index.add(1, [f"{n:032x}"], [f"{n + 1:016x}"], [""], [True], [1], [("openai", f"resp-{n}")],
+                  start_ns=[1000 + n])
+    assert len(index) <= 10
+    assert not index.covers(1000)  # evicted: the writer must ask ClickHouse
+    assert not index.covers(1015)
+    assert index.covers(1029)  # newer than anything evicted
+    assert index.counted_responses(1, [("openai", "resp-0")]) == set()
+    assert index.counted_responses(1, [("openai", "resp-29")]) == {("openai", "resp-29")}
+    index.forget_before(5000)
+    assert not index.covers(5000) and index.covers(5001)
+    index.clear()
+    assert index.covers(1)
