@@ -198,9 +198,9 @@ def test_engineering_page_functions(calls: Calls, project: Any) -> None:
     assert len(used) == 21 and (used["ratio"] == used["reasoning_tokens"] / used["thinking_budget"]).all()
     assert len(queries.budget_vs_used(ids, start, end, sample=5)) == 5
 
-    calls = queries.call_sample(ids, start, end)
-    assert len(calls) == 30 and calls.attrs["sample_fraction"] == 1.0
-    shared = queries.reasoning_distribution(ids, start, end, calls=calls)
+    every_call = queries.call_sample(ids, start, end)
+    assert len(every_call) == 30 and every_call.attrs["sample_fraction"] == 1.0
+    shared = queries.reasoning_distribution(ids, start, end, calls=every_call)
     assert shared.equals(dist)
 
     sampled = queries.call_sample(ids, start, end, sample_calls=3)

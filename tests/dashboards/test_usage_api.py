@@ -70,7 +70,7 @@ def dims_of(item: dict[str, Any]) -> dict[str, Any]:
 def expected_measures(items: list[dict[str, Any]]) -> dict[str, Any]:
     """What a usage row over ``items`` must say, computed by hand."""
     out: dict[str, Any] = dict.fromkeys(MEASURE_KEYS[:7], 0)
-    money_sums = defaultdict(lambda: Decimal(0))
+    money_sums: defaultdict[str, Decimal] = defaultdict(lambda: Decimal(0))
     for item in items:
         u = item["usage"]
         out["requests"] += 1
@@ -383,7 +383,7 @@ def test_correct_while_duplicates_are_unmerged(ch: ModuleType, priced: None, pro
         spans.append(call(item["model"], item["start"], task_type=item["task_type"], tier=item["tier"],
                           user=item["user"], session=item["session"], **item["usage"]))
     # one provider response reported by two instrumentations, in two traces
-    twice = {"model": "tm-fast", "start": base + timedelta(hours=2, minutes=5), "task_type": "support", "tier": 1,
+    twice: dict[str, Any] = {"model": "tm-fast", "start": base + timedelta(hours=2, minutes=5), "task_type": "support", "tier": 1,
              "user": "bob", "session": "s9", "service": "svc-a", "environment": "prod",
              "usage": {"input_tokens": 700, "output_tokens": 70}}
     for _ in range(2):
