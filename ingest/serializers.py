@@ -39,6 +39,9 @@ def _rate_field(required: bool) -> serializers.DecimalField:
     )
 
 
+
+MAX_POSITION = 2_147_483_647  # PositiveIntegerField's range on every database (PostgreSQL's integer)
+
 class PriceRateSerializer(serializers.ModelSerializer):
     """One effective-dated set of rates (USD per million tokens)."""
 
@@ -79,7 +82,7 @@ class CatalogPriceSerializer(serializers.ModelSerializer):
     reasoning = serializers.BooleanField(default=False)
     source = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")  # type: ignore[assignment]
     note = serializers.CharField(required=False, allow_blank=True, default="")
-    position = serializers.IntegerField(min_value=0, default=0,
+    position = serializers.IntegerField(min_value=0, max_value=MAX_POSITION, default=0,
                                         help_text="lower first; among a project's overrides the first match wins")
     rates = PriceRateSerializer(many=True)
 
@@ -199,7 +202,7 @@ class ClassificationRuleSerializer(serializers.ModelSerializer):
     project: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     pattern = serializers.CharField(max_length=500, validators=[check_regex],
                                     help_text="regular expression, searched in the field's text")
-    position = serializers.IntegerField(min_value=0, required=False,
+    position = serializers.IntegerField(min_value=0, max_value=MAX_POSITION, required=False,
                                         help_text="lower first; default: after the project's last rule")
     tier = serializers.IntegerField(min_value=1, max_value=255, required=False, allow_null=True, default=None)
 

@@ -40,7 +40,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.hardening.world import World, build_world
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # real WSGI requests close the connection at their end
 
 FUZZ_EXAMPLES = int(os.environ.get("THINKMETER_FUZZ_EXAMPLES", "25"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
