@@ -77,5 +77,11 @@ echo "== sdk: ruff, mypy" >&2
 echo "== pip-audit of requirements.lock (PyPI vulnerability data; refresh the lock with make lock)" >&2
 "$VENV_BIN/python" -m tests.hardening.audit_lock requirements.lock || status=1
 echo "== pytest" >&2
-"$VENV_BIN/python" -m pytest "$@" || status=1
+# The schemathesis module runs in a process of its own: after the gRPC fuzzing tests
+# (whose receiver closes Django connections) it failed on PostgreSQL with a closed
+# connection in the same process, while passing alone; to be fixed at the source.
+SCHEMA_FUZZ=tests/hardening/test_schema_fuzz.py
+"$VENV_BIN/python" -m pytest --deselect "$SCHEMA_FUZZ" "$@" || status=1
+echo "== pytest $SCHEMA_FUZZ (own process)" >&2
+"$VENV_BIN/python" -m pytest -p no:cacheprovider "$@" "$SCHEMA_FUZZ" || status=1
 exit "$status"
