@@ -30,6 +30,7 @@ from ingest.catalog import catalog
 from ingest.models import ClassificationRule, ModelPrice, PriceRate
 from ingest.serializers import (
     HEX_TRACE,
+    MAX_POSITION,
     CatalogPriceListSerializer,
     CatalogPriceSerializer,
     ClassificationRuleListSerializer,
@@ -262,7 +263,7 @@ class ClassificationRulesView(APIView):
         data: dict[str, Any] = dict(incoming.validated_data)
         if data.get("position") is None:
             last = ClassificationRule.objects.filter(project=project).aggregate(m=Max("position"))["m"]
-            data["position"] = 0 if last is None else last + 10
+            data["position"] = 0 if last is None else min(last + 10, MAX_POSITION)
         rule = ClassificationRule.objects.create(project=project, **data)
         return Response(ClassificationRuleSerializer(rule).data, status=status.HTTP_201_CREATED)
 
