@@ -9,7 +9,6 @@ filters and watches the URL and the chart follow, and saves full-page screenshot
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,10 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from tests.support.chromium import chromium_page
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
@@ -40,21 +39,8 @@ def site(live_server: Any, project: Any, project_key: str, ch: Any, django_user_
 @pytest.fixture
 def browser_page(site: str) -> Iterator[tuple[Any, list[str]]]:
     """A Chromium page and the list its console errors, page errors and failed requests go to."""
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (tests/run_tests.sh does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
-        try:
-            yield page, problems
-        finally:
-            browser.close()
+    with chromium_page(1440, 900) as opened:
+        yield opened
 
 
 def _charts_drawn(page: Any) -> int:

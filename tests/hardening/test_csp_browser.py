@@ -10,7 +10,6 @@ whose Plotly charts are the most script- and style-heavy page.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,11 +17,10 @@ import pytest
 from django.test import Client
 
 from tests.dashboards.pages_support import send_demo_traffic
+from tests.support.chromium import chromium_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 RECORD_VIOLATIONS = """
 window.__csp = [];
 document.addEventListener("securitypolicyviolation", function (e) {
@@ -54,23 +52,9 @@ def site(live_server: Any, project: Any, project_key: str, other_project: Any, c
 
 @pytest.fixture
 def browser_page(site: str) -> Iterator[tuple[Any, list[str]]]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (tests/run_tests.sh does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.add_init_script(RECORD_VIOLATIONS)
-        page = context.new_page()
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
-        try:
-            yield page, problems
-        finally:
-            browser.close()
+    """A Chromium page and the list its console errors, page errors and failed requests go to."""
+    with chromium_page(1280, 900, RECORD_VIOLATIONS) as opened:
+        yield opened
 
 
 def violations(page: Any) -> list[str]:
