@@ -162,10 +162,22 @@ def metric_values(port: int) -> dict[str, float]:
     return values
 
 
-def wait_for_port(port: int, server: subprocess.Popen[bytes]) -> None:
+def start_server(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``manage.py serve`` with its output in ``log_path``.
+
+    Never a pipe nobody reads: once its 64 KiB filled, the server's next log line (waitress
+    warns about its task queue depth under load) would block its main thread, and with it
+    every connection.
+    """
+    with log_path.open("ab") as log:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_for_port(port: int, server: subprocess.Popen[bytes], log_path: Path) -> None:
     for _ in range(300):
         if server.poll() is not None:
-            raise SystemExit(f"server exited with {server.returncode}: {server.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise SystemExit(f"server exited with {server.returncode}: {tail}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
@@ -206,9 +218,10 @@ def main() -> None:
     command = [py, "manage.py", "serve", "--port", str(port), "--threads", str(args.clients + 8)]
     if args.ingest_processes is not None:
         command += ["--ingest-processes", str(args.ingest_processes)]
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server_log = workdir / "server.log"
+    server = start_server(command, env, server_log)
     try:
-        wait_for_port(port, server)
+        wait_for_port(port, server, server_log)
         print(f"server pid {server.pid} on :{port}", file=sys.stderr)
         tree = process_tree(server.pid)
         cpu_before = {pid: cpu_seconds(pid) for pid in tree}

@@ -50,7 +50,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import distinct, free_port, make_payload, process_tree, rss_kib, wait_for_port  # noqa: E402
+from bench.ingest import (  # noqa: E402
+    distinct,
+    free_port,
+    make_payload,
+    process_tree,
+    rss_kib,
+    start_server,
+    wait_for_port,
+)
 
 PAGES = {"finance": "/finance/", "engineering": "/engineering/", "usage_api": "/api/v1/usage?group_by=task_type,tier"}
 RSS_SERIES_SECONDS = 30
@@ -96,6 +104,7 @@ class Instance:
         self.port = free_port()
         self.server: subprocess.Popen[bytes] | None = None
         self.key = ""
+        self.log_path = workdir / "server.log"
 
     def manage(self, *args: str, **env: str) -> str:
         done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**self.env, **env}, check=True,
@@ -109,9 +118,9 @@ class Instance:
                     DJANGO_SUPERUSER_PASSWORD=self.password)
 
     def start(self) -> None:
-        self.server = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(self.port)], cwd=ROOT,
-                                       env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for_port(self.port, self.server)
+        self.server = start_server([sys.executable, "manage.py", "serve", "--port", str(self.port)], self.env,
+                                   self.log_path)
+        wait_for_port(self.port, self.server, self.log_path)
 
     @property
     def pid(self) -> int:
@@ -298,6 +307,14 @@ class MemorySampler:
 # ---------------------------------------------------------------- main
 
 
+def log_summary(path: Path) -> dict[str, Any]:
+    """How many lines the server logged, how many were waitress's task-queue warnings, and a few others."""
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    queue_depth = [line for line in lines if "Task queue depth" in line]
+    others = [line for line in lines if "Task queue depth" not in line]
+    return {"lines": len(lines), "task_queue_depth_warnings": len(queue_depth), "other_samples": others[:5]}
+
+
 def target_rate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[float, float | None]:
     if (args.rate is None) == (args.capacity_json is None):
         parser.error("give either --rate (spans/s) or --capacity-json (bench/ingest.py's output)")
@@ -358,6 +375,7 @@ def main() -> None:
             thread.join(timeout=180)
         instance.stop()
         stored = instance.stored_spans()
+        server_log = log_summary(instance.log_path)
     finally:
         instance.stop()
         if not args.keep:
@@ -383,6 +401,7 @@ def main() -> None:
         "server_with_ingest_workers_rss_mib": MemorySampler.summary(memory.tree, warmup),
         "dashboards": poller.report(),
         "spans_answered_200": load.ok_spans, "spans_stored": stored,
+        "server_log": server_log,
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     print(json.dumps(report, indent=2))
