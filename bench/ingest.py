@@ -13,7 +13,15 @@ seconds per span of the server (serving process and its ingest workers) and of t
 bench client, the share of server time in decode / normalize / price / dedup / insert
 (from /metrics), the load average, and the stored row count.
 
+Spans are live traffic by default: each started within the ``--spread-seconds`` (300)
+before the run, as an SDK's batch exporter sends them seconds after they end. Late or
+back-filled data (``--spread-seconds 259200``: three days) costs more per span: the
+in-memory dedup index only vouches for spans newer than the oldest one it has seen or
+evicted, so a batch reaching further back is checked against ClickHouse too, and the
+rollups get more groups per insert.
+
     .venv/bin/python bench/ingest.py --spans 1000000 --clients 48
+    .venv/bin/python bench/ingest.py --spans 1000000 --clients 48 --spread-seconds 259200
 """
 
 from __future__ import annotations
@@ -55,8 +63,12 @@ def kv(key: str, value: object) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(string_value=str(value)))
 
 
-def make_payload(rng: random.Random, spans: int) -> bytes:
-    """One request: traces of 1 root + 3 LLM spans, realistic GenAI attributes.
+LIVE_SPREAD_S = 300
+
+
+def make_payload(rng: random.Random, spans: int, spread_s: float = LIVE_SPREAD_S) -> bytes:
+    """One request: traces of 1 root + 3 LLM spans, realistic GenAI attributes, started
+    within the ``spread_s`` seconds before now.
 
     Trace ids start with MARKER and response ids with its hex, so :func:`distinct`
     can give each copy new ids with two byte replacements.
@@ -72,7 +84,7 @@ def make_payload(rng: random.Random, spans: int) -> bytes:
     while made < spans:
         trace_id = MARKER + rng.randbytes(12)
         root_id = rng.randbytes(8)
-        start = now - rng.randrange(0, 3 * 86400 * 10**9)
+        start = now - rng.randrange(0, max(int(spread_s * 10**9), 1))
         root = Span(trace_id=trace_id, span_id=root_id, name="handle_request", kind=Span.SPAN_KIND_SERVER,
                     start_time_unix_nano=start, end_time_unix_nano=start + 4 * 10**9)
         root.attributes.extend([kv("http.route", "/chat"), kv("user.id", f"user-{rng.randrange(200)}")])
@@ -155,6 +167,8 @@ def metric_values(port: int) -> dict[str, float]:
     values: dict[str, float] = {}
     for match in re.finditer(r'^thinkmeter_ingest_stage_seconds_total\{stage="(\w+)"\} ([0-9.e+-]+)$', text, re.M):
         values[f"stage.{match.group(1)}"] = float(match.group(2))
+    for match in re.finditer(r'^thinkmeter_clickhouse_query_seconds_(count|sum)\{tag="([^"]+)"\} ([0-9.e+-]+)$', text, re.M):
+        values[f"query_{match.group(1)}.{match.group(2)}"] = float(match.group(3))
     for name in ("thinkmeter_spans_stored_total", "thinkmeter_insert_seconds_count", "thinkmeter_insert_seconds_sum"):
         found = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.M)
         if found:
@@ -194,6 +208,10 @@ def main() -> None:
                         help="concurrent exporters; each waits for its spans to be stored, so the writer can batch"
                              " at most clients x batch spans into one insert")
     parser.add_argument("--distinct-payloads", type=int, default=32, help="templates the request bodies are made from")
+    parser.add_argument("--server-threads", type=int, default=None,
+                        help="waitress threads of the server (default: clients + 8, so no request queues for one)")
+    parser.add_argument("--spread-seconds", type=float, default=LIVE_SPREAD_S,
+                        help="spans started within this many seconds before the run (default: live traffic)")
     parser.add_argument("--ingest-processes", type=int, default=None, help="passed to manage.py serve")
     parser.add_argument("--keep", action="store_true", help="keep the temporary store (for inspection)")
     args = parser.parse_args()
@@ -210,12 +228,13 @@ def main() -> None:
     requests_total = (args.spans + args.batch - 1) // args.batch
     print(f"encoding {requests_total:,} request bodies", file=sys.stderr)
     rng = random.Random(7)
-    templates = [make_payload(rng, args.batch) for _ in range(args.distinct_payloads)]
+    templates = [make_payload(rng, args.batch, args.spread_seconds) for _ in range(args.distinct_payloads)]
     bodies = [distinct(templates[i % len(templates)], i) for i in range(requests_total)]
     del templates
 
     port = free_port()
-    command = [py, "manage.py", "serve", "--port", str(port), "--threads", str(args.clients + 8)]
+    threads = args.server_threads or args.clients + 8
+    command = [py, "manage.py", "serve", "--port", str(port), "--threads", str(threads)]
     if args.ingest_processes is not None:
         command += ["--ingest-processes", str(args.ingest_processes)]
     server_log = workdir / "server.log"
@@ -303,6 +322,7 @@ def main() -> None:
     print(json.dumps({
         "bench": "ingest_otlp_http_protobuf",
         "command": " ".join(["bench/ingest.py", *sys.argv[1:]]),
+        "spread_seconds": args.spread_seconds,
         "spans_sent": spans_sent, "spans_stored": int(counts["n"]), "spans_counted": int(counts["c"]),
         "requests": requests_total, "batch": args.batch, "clients": args.clients, "errors": len(errors),
         "seconds": round(elapsed, 2), "spans_per_s": round(spans_sent / elapsed),
@@ -318,6 +338,8 @@ def main() -> None:
         "insert_seconds_mean": round(metrics.get("thinkmeter_insert_seconds_sum", 0.0)
                                      / max(metrics.get("thinkmeter_insert_seconds_count", 0.0), 1.0), 3),
         "stage_share": {k: round(v / total_stage, 3) for k, v in sorted(stages.items())},
+        "clickhouse_statements": {k.split(".", 1)[1]: {"count": int(v), "seconds": round(metrics[f"query_sum.{k.split('.', 1)[1]}"], 2)}
+                                  for k, v in sorted(metrics.items()) if k.startswith("query_count.")},
         "stage_seconds": {k: round(v, 2) for k, v in sorted(stages.items())},
         "load_average": {"during_mean": round(sum(loads) / max(len(loads), 1), 2),
                          "during_max": round(max(loads, default=0.0), 2), "cpus": os.cpu_count()},

@@ -87,6 +87,7 @@ class Writer:
         self._queue: queue.Queue[Submission | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._idle_since = 0.0  # when the last flush ended (monotonic)
 
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -119,7 +120,10 @@ class Writer:
                 return
             batch = [first]
             size = first.table.num_rows
-            deadline = first.queued_at + linger_s()
+            # Linger from the later of the first submission and the end of the previous
+            # flush: under load, submissions queue up during a flush, and waiting a little
+            # after it lets the next insert grow (an insert's fixed cost is large).
+            deadline = max(first.queued_at, self._idle_since) + linger_s()
             while size < MAX_FLUSH_ROWS:
                 wait = deadline - time.monotonic()
                 try:
@@ -132,6 +136,7 @@ class Writer:
                 batch.append(more)
                 size += more.table.num_rows
             self._flush(batch)
+            self._idle_since = time.monotonic()
 
     def _flush(self, batch: list[Submission]) -> None:
         by_project: dict[int, list[Submission]] = defaultdict(list)
