@@ -169,7 +169,8 @@ def metric_values(port: int) -> dict[str, float]:
         values[f"stage.{match.group(1)}"] = float(match.group(2))
     for match in re.finditer(r'^thinkmeter_clickhouse_query_seconds_(count|sum)\{tag="([^"]+)"\} ([0-9.e+-]+)$', text, re.M):
         values[f"query_{match.group(1)}.{match.group(2)}"] = float(match.group(3))
-    for name in ("thinkmeter_spans_stored_total", "thinkmeter_insert_seconds_count", "thinkmeter_insert_seconds_sum"):
+    for name in ("thinkmeter_spans_stored_total", "thinkmeter_insert_seconds_count", "thinkmeter_insert_seconds_sum",
+                 "thinkmeter_clickhouse_memory_bytes"):
         found = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.M)
         if found:
             values[name] = float(found.group(1))
@@ -185,6 +186,12 @@ def start_server(command: list[str], env: dict[str, str], log_path: Path) -> sub
     """
     with log_path.open("ab") as log:
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def clickhouse_statements(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Per statement tag: how many ran and their seconds (from :func:`metric_values`)."""
+    return {key.split(".", 1)[1]: {"count": int(count), "seconds": round(metrics[f"query_sum.{key.split('.', 1)[1]}"], 2)}
+            for key, count in sorted(metrics.items()) if key.startswith("query_count.")}
 
 
 def wait_for_port(port: int, server: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -338,8 +345,7 @@ def main() -> None:
         "insert_seconds_mean": round(metrics.get("thinkmeter_insert_seconds_sum", 0.0)
                                      / max(metrics.get("thinkmeter_insert_seconds_count", 0.0), 1.0), 3),
         "stage_share": {k: round(v / total_stage, 3) for k, v in sorted(stages.items())},
-        "clickhouse_statements": {k.split(".", 1)[1]: {"count": int(v), "seconds": round(metrics[f"query_sum.{k.split('.', 1)[1]}"], 2)}
-                                  for k, v in sorted(metrics.items()) if k.startswith("query_count.")},
+        "clickhouse_statements": clickhouse_statements(metrics),
         "stage_seconds": {k: round(v, 2) for k, v in sorted(stages.items())},
         "load_average": {"during_mean": round(sum(loads) / max(len(loads), 1), 2),
                          "during_max": round(max(loads, default=0.0), 2), "cpus": os.cpu_count()},

@@ -51,9 +51,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import (  # noqa: E402
+    clickhouse_statements,
     distinct,
     free_port,
     make_payload,
+    metric_values,
     process_tree,
     rss_kib,
     start_server,
@@ -276,14 +278,22 @@ class DashboardPoller:
 @dataclass
 class MemorySampler:
     pid: int
+    port: int
     stop: threading.Event = field(default_factory=threading.Event)
     main: list[tuple[float, int]] = field(default_factory=list)
     tree: list[tuple[float, int]] = field(default_factory=list)
+    clickhouse: dict[str, int] = field(default_factory=dict)  # MiB chdb tracks, every RSS_SERIES_SECONDS
 
     def sample(self, started: float) -> None:
         now = time.monotonic() - started
         self.main.append((now, rss_kib(self.pid)))
         self.tree.append((now, tree_rss_kib(self.pid)))
+        if now >= len(self.clickhouse) * RSS_SERIES_SECONDS:
+            try:
+                tracked = metric_values(self.port).get("thinkmeter_clickhouse_memory_bytes", 0.0)
+            except OSError:
+                tracked = 0.0
+            self.clickhouse[f"{round(now)}s"] = int(tracked) // 2**20
 
     def run(self, started: float) -> None:
         while not self.stop.wait(1.0):
@@ -360,7 +370,7 @@ def main() -> None:
                           [make_payload(rng, args.batch) for _ in range(args.distinct_payloads)])
         poller = DashboardPoller(instance.port, instance.key, instance.username, instance.password,
                                  args.poll_seconds)
-        memory = MemorySampler(instance.pid)
+        memory = MemorySampler(instance.pid, instance.port)
         started = time.monotonic()
         memory.sample(started)
         threads = [threading.Thread(target=poller.run, daemon=True),
@@ -373,6 +383,7 @@ def main() -> None:
         memory.stop.set()
         for thread in threads:
             thread.join(timeout=180)
+        statements = clickhouse_statements(metric_values(instance.port))
         instance.stop()
         stored = instance.stored_spans()
         server_log = log_summary(instance.log_path)
@@ -399,9 +410,11 @@ def main() -> None:
         "warmup_seconds": round(warmup),
         "server_rss_mib": MemorySampler.summary(memory.main, warmup),
         "server_with_ingest_workers_rss_mib": MemorySampler.summary(memory.tree, warmup),
+        "clickhouse_tracked_memory_mib": memory.clickhouse,
         "dashboards": poller.report(),
         "spans_answered_200": load.ok_spans, "spans_stored": stored,
         "server_log": server_log,
+        "clickhouse_statements": statements,
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     print(json.dumps(report, indent=2))

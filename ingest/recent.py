@@ -10,6 +10,12 @@ correctness: the index remembers the newest start time of anything it evicted
 checked against ClickHouse as well, as in server mode, where several processes write
 (see :mod:`ingest.writer`).
 
+Beside the exact index, two :class:`~ingest.seen.SeenFilter` Bloom filters remember every
+trace and counted provider response stored, for minutes of traffic at 3 bytes a key.
+:meth:`RecentIndex.to_check` uses them to send to ClickHouse only the traces and
+responses it cannot vouch for: a trace the exact index holds completely, or one the
+filter has certainly never seen, needs no query; so does a response either one knows.
+
 The index lives in the serving process beside everything else, so it is packed: a
 trace's spans are one bytes value of fixed-size records (span id, parent id, flags),
 about 17 bytes a span instead of a few hundred for dicts of strings. Ids are the
@@ -24,9 +30,12 @@ from collections.abc import Iterator
 from itertools import islice
 
 from ingest.dedup import Known
+from ingest.seen import SeenFilter
 
 MAX_SPANS = 500_000  # about 90 MiB with the trace keys; the horizon keeps eviction correct
 MAX_RESPONSES = 500_000
+TRACE_KEYS_KEPT = 1_000_000  # per filter generation: 4 MiB (two generations kept)
+RESPONSE_KEYS_KEPT = 4_000_000  # 16 MiB a generation
 UNKNOWN_START = 2**63 - 1  # a span added without its start time: evicting it makes the index cover nothing
 EVICT_SLACK = 0.05  # evict this share beyond the cap at once (one pass instead of one per add)
 
@@ -51,10 +60,11 @@ def _packed_id(span_id: str) -> bytes | None:
 class _Trace:
     """The spans of one trace: packed records, plus any whose ids do not pack."""
 
-    __slots__ = ("newest", "other", "packed")
+    __slots__ = ("complete_above", "newest", "other", "packed")
 
-    def __init__(self) -> None:
+    def __init__(self, complete_above: int = 0) -> None:
         self.newest = 0  # the latest start time (ns) of the trace's spans held
+        self.complete_above = complete_above  # every stored span that started after this (ns) is held
         self.packed = b""
         self.other: dict[str, tuple[str, int]] | None = None  # span id → (parent id, flags)
 
@@ -120,6 +130,8 @@ class RecentIndex:
         self._responses: dict[str, int] = {}  # "project\x1fprovider\x1fresponse id" → start ns, oldest first
         self._horizon = 0  # every span stored that started after this (ns) is held
         self._lock = threading.Lock()
+        self.traces_seen = SeenFilter(TRACE_KEYS_KEPT)
+        self.responses_seen = SeenFilter(RESPONSE_KEYS_KEPT)
 
     def covers(self, earliest_start_ns: int) -> bool:
         """True when a batch whose earliest span started at ``earliest_start_ns`` needs no ClickHouse check."""
@@ -129,6 +141,8 @@ class RecentIndex:
         """Declare spans that started at or before ``start_ns`` unknown here (warm-up loads only recent ones)."""
         with self._lock:
             self._horizon = max(self._horizon, start_ns)
+        self.traces_seen.forget_before(start_ns)
+        self.responses_seen.forget_before(start_ns)
 
     @staticmethod
     def _response_key(project_id: int, provider: str, response_id: str) -> str:
@@ -149,6 +163,57 @@ class RecentIndex:
         with self._lock:
             return {k for k in keys if k[1] and key(project_id, k[0], k[1]) in self._responses}
 
+    def to_check(
+        self, project_id: int, trace_ids: list[str], start_ns: list[int], response_keys: list[tuple[str, str]]
+    ) -> tuple[list[str], list[str]]:
+        """The trace ids and response ids of a batch that must be looked up in ClickHouse.
+
+        A trace needs no look-up when the exact index holds it and its entry is complete
+        for spans that started after the batch's earliest span of it, or when the trace
+        filter has never seen it and that span started after the filter's horizon. A
+        response (provider, response id) needs none when the index holds it, or when the
+        response filter has never seen it and its span started after that filter's
+        horizon. (The exact index's own horizon is not enough on its own: the evicted
+        spans of a trace, or the other span of a call reported twice, may have started
+        before it while the batch's spans started after it.)
+        """
+        earliest: dict[str, int] = {}
+        for trace_id, start in zip(trace_ids, start_ns, strict=True):
+            if start < earliest.get(trace_id, UNKNOWN_START):
+                earliest[trace_id] = start
+        response_start: dict[tuple[str, str], int] = {}
+        for response, start in zip(response_keys, start_ns, strict=True):
+            if response[1] and start < response_start.get(response, UNKNOWN_START):
+                response_start[response] = start
+        with self._lock:
+            traces = self._traces
+            unheld: list[str] = []
+            incomplete: list[str] = []
+            for trace_id, start in earliest.items():
+                trace = traces.get((project_id, trace_id))
+                if trace is None:
+                    unheld.append(trace_id)
+                elif start <= trace.complete_above:
+                    incomplete.append(trace_id)
+            key = self._response_key
+            open_responses = [(r, start) for r, start in response_start.items()
+                              if key(project_id, r[0], r[1]) not in self._responses]
+        traces_out = incomplete + self._unseen_filter(self.traces_seen, [(project_id, t) for t in unheld],
+                                                      [earliest[t] for t in unheld], unheld)
+        responses_out = self._unseen_filter(self.responses_seen, [(project_id, *r) for r, _ in open_responses],
+                                            [start for _, start in open_responses], [r[1] for r, _ in open_responses])
+        return traces_out, sorted(set(responses_out))
+
+    @staticmethod
+    def _unseen_filter(seen: SeenFilter, keys: list[tuple[object, ...]], starts: list[int],
+                       names: list[str]) -> list[str]:
+        """``names`` whose keys the filter may have seen, or whose spans started at or before its horizon."""
+        if not keys:
+            return []
+        maybe = seen.maybe_seen(keys)
+        horizon = seen.horizon
+        return [name for name, hit, start in zip(names, maybe, starts, strict=True) if hit or start <= horizon]
+
     def add(
         self,
         project_id: int,
@@ -159,9 +224,22 @@ class RecentIndex:
         counted: list[int],
         response_keys: list[tuple[str, str]],
         start_ns: list[int] | None = None,
+        checked_traces: frozenset[str] | set[str] = frozenset(),
     ) -> None:
+        """Remember stored rows. ``checked_traces`` are the traces ClickHouse was asked about for
+        this batch: their stored spans are not all held here, so their entries are never trusted alone."""
         response_key = self._response_key
         starts = start_ns if start_ns is not None else [UNKNOWN_START] * len(trace_ids)
+        new_traces = [t for t in dict.fromkeys(trace_ids) if (project_id, t) not in self._traces]
+        seen_before = self.traces_seen.maybe_seen([(project_id, t) for t in new_traces])
+        filter_horizon = self.traces_seen.horizon
+        complete_above = {t: UNKNOWN_START if hit or t in checked_traces else filter_horizon
+                          for t, hit in zip(new_traces, seen_before, strict=True)}
+        newest = max(starts, default=0)
+        # every trace of the batch, held or not: a key is vouched for by the generation that saw its span
+        self.traces_seen.add([(project_id, t) for t in dict.fromkeys(trace_ids)], newest)
+        self.responses_seen.add([(project_id, *r) for r, flag in zip(response_keys, counted, strict=True)
+                                 if flag and r[1]], newest)
         with self._lock:
             traces, responses = self._traces, self._responses
             for trace_id, span, parent, usage, flag, response, start in zip(
@@ -170,7 +248,7 @@ class RecentIndex:
                 key = (project_id, trace_id)
                 trace = traces.get(key)
                 if trace is None:
-                    trace = traces[key] = _Trace()
+                    trace = traces[key] = _Trace(complete_above.get(trace_id, UNKNOWN_START))
                 if trace.put(span, parent or "", (USAGE if usage else 0) | (COUNTED if flag else 0)):
                     self._spans += 1
                 trace.newest = max(trace.newest, start)
@@ -201,6 +279,8 @@ class RecentIndex:
             self._responses.clear()
             self._spans = 0
             self._horizon = 0
+        self.traces_seen.clear()
+        self.responses_seen.clear()
 
     def __len__(self) -> int:
         return self._spans

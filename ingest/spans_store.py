@@ -78,12 +78,24 @@ def insert(project_id: int, table: pa.Table) -> int:
 
 
 RECENT_SQL = """
-SELECT project_id, trace_id, span_id, parent_span_id, has_usage, counted, provider, response_id,
-       toUnixTimestamp64Nano(start_time) AS start_ns
+SELECT * FROM (
+    SELECT project_id, trace_id, span_id, parent_span_id, has_usage, counted, provider, response_id,
+           toUnixTimestamp64Nano(start_time) AS start_ns, toUnixTimestamp64Milli(ingested_at) AS ingested_ms
+    FROM spans
+    WHERE ingested_at > now64(3) - INTERVAL {hours:UInt32} HOUR
+    ORDER BY ingested_at DESC
+    LIMIT {limit:UInt64}
+)
+ORDER BY ingested_ms
+"""
+
+# When the newest spans filled the index, the older ones of the window are not in it: the
+# index vouches only for spans that started after the latest of those.
+NOT_LOADED_SQL = """
+SELECT toUnixTimestamp64Nano(max(start_time)) AS start_ns
 FROM spans
 WHERE ingested_at > now64(3) - INTERVAL {hours:UInt32} HOUR
-ORDER BY ingested_at
-LIMIT {limit:UInt64}
+  AND ingested_at <= fromUnixTimestamp64Milli({before_ms:Int64}, 'UTC')
 """
 
 
@@ -102,6 +114,11 @@ def warm_recent_index(hours: int = 6) -> int:
     if not table.num_rows:
         return 0
     columns = {name: table.column(name).to_pylist() for name in table.column_names}
+    if table.num_rows >= recent.MAX_SPANS:
+        older = clickhouse.execute(NOT_LOADED_SQL, {"hours": hours, "before_ms": min(columns["ingested_ms"])},
+                                   tag="ingest.dedup.warm", system=True)
+        if older and older[0]["start_ns"]:
+            recent.index.forget_before(int(older[0]["start_ns"]))
     for project_id in set(columns["project_id"]):
         picks = [i for i, p in enumerate(columns["project_id"]) if p == project_id]
 

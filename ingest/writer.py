@@ -164,13 +164,17 @@ class Writer:
         has_usage = table.column("has_usage").to_pylist()
         response_keys = list(zip(table.column("provider").to_pylist(), table.column("response_id").to_pylist(),
                                  strict=True))
+        start_ns = starts.to_pylist()
         stored = recent.index.known(project_id, trace_ids)
         responses = recent.index.counted_responses(project_id, response_keys)
-        if not embedded() or not recent.index.covers(low):
-            # Other processes write too, or the batch reaches back past what the index holds:
-            # ask ClickHouse as well.
-            stored += spans_store.known_spans(project_id, trace_ids, low, high)
-            responses |= spans_store.counted_responses(project_id, [r for _, r in response_keys], low, high)
+        if embedded():  # ask ClickHouse only about what the index cannot vouch for
+            check_traces, check_responses = recent.index.to_check(project_id, trace_ids, start_ns, response_keys)
+        else:  # other processes write too: ask ClickHouse about everything
+            check_traces, check_responses = trace_ids, [r for _, r in response_keys]
+        if check_traces:
+            stored += spans_store.known_spans(project_id, check_traces, low, high)
+        if check_responses:
+            responses |= spans_store.counted_responses(project_id, check_responses, low, high)
         flags = dedup.counted_flags(trace_ids, span_ids, parent_ids, has_usage, response_keys, stored, responses)
         table = table.set_column(COUNTED, "counted", pa.array(flags, pa.uint8()))
         for before in hooks.before_insert:
@@ -180,8 +184,8 @@ class Writer:
                 log.exception("before_insert hook %s failed; spans stored without it", before)
         dedup_done = time.perf_counter()
         spans_store.insert(project_id, table)
-        recent.index.add(project_id, trace_ids, span_ids, parent_ids, has_usage, flags, response_keys,
-                         starts.to_pylist())
+        recent.index.add(project_id, trace_ids, span_ids, parent_ids, has_usage, flags, response_keys, start_ns,
+                         checked_traces=set(check_traces))
         finished = time.perf_counter()
         metrics.INGEST_STAGE_SECONDS.labels("dedup").inc(dedup_done - started)
         metrics.INGEST_STAGE_SECONDS.labels("insert").inc(finished - dedup_done)

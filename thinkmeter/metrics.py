@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 HTTP_REQUESTS = Counter("thinkmeter_http_requests_total", "HTTP requests served", ["method", "route", "status"])
 HTTP_SECONDS = Histogram("thinkmeter_http_request_seconds", "HTTP request duration", ["route"])
@@ -19,6 +19,10 @@ INGEST_STAGE_SECONDS = Counter(
     "thinkmeter_ingest_stage_seconds", "Server time spent per ingest stage", ["stage"]
 )
 INSERT_SECONDS = Histogram("thinkmeter_insert_seconds", "Time of one span batch insert")
+CLICKHOUSE_MEMORY = Gauge(
+    "thinkmeter_clickhouse_memory_bytes", "Memory the embedded ClickHouse engine tracks in this process"
+)
+MEMORY_SQL = "SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'"
 
 
 class RequestMetricsMiddleware:
@@ -37,5 +41,21 @@ class RequestMetricsMiddleware:
         return response
 
 
+def _sample_clickhouse_memory() -> None:
+    """In embedded mode, how much memory chdb tracks (queries, merges, caches); skipped on any error."""
+    from thinkmeter import clickhouse
+    from thinkmeter.clickhouse import client
+
+    if client.config().kind != "chdb":
+        return
+    try:
+        rows = clickhouse.execute(MEMORY_SQL, tag="metrics.memory", system=True)
+    except Exception:  # noqa: BLE001 - a scrape never fails because storage is down
+        return
+    if rows:
+        CLICKHOUSE_MEMORY.set(float(rows[0]["value"]))
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    _sample_clickhouse_memory()
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

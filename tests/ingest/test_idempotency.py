@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+import time
 from decimal import Decimal
 from types import ModuleType
 from typing import Any
@@ -110,18 +111,51 @@ def test_a_resend_after_the_dedup_index_evicted_the_batch_is_still_counted_once(
     from ingest import recent
 
     monkeypatch.setattr(recent.index, "max_spans", 20)
-    body = make_request(mixed_batch()).SerializeToString()
+    batch = mixed_batch()
+    body = make_request(batch).SerializeToString()
     assert post_otlp(client, body, project_key).status_code == 200
     first = all_sums(project.pk)
     for _ in range(3):  # newer traffic pushes the first batch out of the index
         assert post_otlp(client, make_request(mixed_batch()).SerializeToString(), project_key).status_code == 200
     assert len(recent.index) <= 20
-    earliest = min(r["s"] for r in stored_spans(project.pk, "toUnixTimestamp64Nano(start_time) AS s"))
-    assert not recent.index.covers(earliest)  # the writer has to ask ClickHouse for the resend
+    first_traces = sorted({span["trace_id"] for span in batch})
+    starts = {r["trace_id"]: r["s"] for r in stored_spans(project.pk, "trace_id, toUnixTimestamp64Nano(start_time) AS s")}
+    assert recent.index.known(project.pk, first_traces) == []  # evicted
+    to_check, _ = recent.index.to_check(project.pk, first_traces, [starts[t] for t in first_traces],
+                                        [("", "")] * len(first_traces))
+    assert sorted(to_check) == first_traces  # seen before: the writer asks ClickHouse about the resend
     before_resend = all_sums(project.pk)
     assert before_resend != first
     assert post_otlp(client, body, project_key).status_code == 200
     assert all_sums(project.pk) == before_resend
+
+
+def dedup_lookups() -> float:
+    from prometheus_client import REGISTRY
+
+    return sum(REGISTRY.get_sample_value("thinkmeter_clickhouse_query_seconds_count", {"tag": tag}) or 0.0
+               for tag in ("ingest.dedup.spans", "ingest.dedup.responses"))
+
+
+@pytest.mark.django_db
+def test_new_traces_older_than_the_index_need_no_clickhouse_lookup(
+    client: Client, ch: ModuleType, project: Any, project_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spans exported minutes after they started are the common case: the trace filter
+    knows they are new, so the writer does not ask ClickHouse, and they are counted."""
+    from ingest import recent
+
+    monkeypatch.setattr(recent.index, "max_spans", 20)
+    for _ in range(4):  # evictions move the exact index's horizon up to now
+        assert post_otlp(client, make_request(mixed_batch()).SerializeToString(), project_key).status_code == 200
+    before_sums, before_lookups = all_sums(project.pk), dedup_lookups()
+    ten_minutes_ago = time.time_ns() - 600 * 10**9
+    late = [span_dict("chat", attributes={"gen_ai.system": "openai", "gen_ai.request.model": "o3-mini",
+                                          "gen_ai.response.id": f"chatcmpl-late-{n}", **OPENAI_USAGE},
+                      start_ns=ten_minutes_ago + n) for n in range(3)]
+    assert post_otlp(client, make_request(late).SerializeToString(), project_key).status_code == 200
+    assert dedup_lookups() == before_lookups
+    assert all_sums(project.pk)["spans"]["requests"] == before_sums["spans"]["requests"] + 3
 
 
 @pytest.mark.django_db

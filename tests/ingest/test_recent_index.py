@@ -78,3 +78,42 @@ def test_eviction_moves_the_horizon_past_what_was_evicted() -> None:
     assert not index.covers(5000) and index.covers(5001)
     index.clear()
     assert index.covers(1)
+
+
+def span_args(trace: str, start: int, response: str = "") -> tuple[list[str], list[str], list[str], list[bool],
+                                                                    list[int], list[tuple[str, str]], list[int]]:
+    return [trace], [os.urandom(8).hex()], [""], [True], [1], [("openai", response)], [start]
+
+
+def test_only_what_the_index_cannot_vouch_for_goes_to_clickhouse() -> None:
+    index = RecentIndex(max_spans=10, max_responses=10)
+    traces = [os.urandom(16).hex() for _ in range(30)]
+    for n, trace in enumerate(traces):  # start times 1000..1029; the first 20 traces get evicted
+        index.add(1, *span_args(trace, 1000 + n, f"resp-{n}"))
+    assert not index.covers(1000)
+    brand_new = os.urandom(16).hex()
+    check_traces, check_responses = index.to_check(
+        1, [traces[0], traces[29], brand_new], [1000, 1029, 1005],
+        [("openai", "resp-0"), ("openai", "resp-29"), ("openai", "resp-new")])
+    # evicted but seen: ask; held: no; never seen, though older than the index's horizon: no
+    assert check_traces == [traces[0]]
+    assert check_responses == ["resp-0"]
+
+
+def test_a_trace_seen_again_after_eviction_is_never_trusted_to_the_index_alone() -> None:
+    index = RecentIndex(max_spans=2, max_responses=10)
+    trace = os.urandom(16).hex()
+    index.add(1, *span_args(trace, 1000))
+    for n in range(3):  # evict it
+        index.add(1, *span_args(os.urandom(16).hex(), 2000 + n))
+    assert index.known(1, [trace]) == []
+    index.add(1, *span_args(trace, 3000))  # a later span of the same trace comes back into the index
+    assert index.to_check(1, [trace], [3000], [("", "")])[0] == [trace]  # the first span is not held here
+
+
+def test_forget_before_makes_older_spans_unknown_to_the_filters_too() -> None:
+    index = RecentIndex()
+    index.forget_before(5000)
+    new = os.urandom(16).hex()
+    assert index.to_check(1, [new], [5000], [("openai", "r")]) == ([new], ["r"])
+    assert index.to_check(1, [new], [5001], [("openai", "r")]) == ([], [])
