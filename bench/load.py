@@ -10,7 +10,7 @@ database under a temporary directory, a project, its key and a superuser), then 
   JSON output is given with ``--capacity-json``; ``--clients`` connections share the
   schedule (open loop: a slow answer does not slow the schedule, it makes the next
   sends late, and the lateness is reported);
-- every ``--poll-seconds`` (default 5) a signed-in user reads the Finance and Engineering
+- every ``--poll-seconds`` (default 15) a signed-in user reads the Finance and Engineering
   pages and a key reads ``/api/v1/usage?group_by=task_type,tier``;
 - samples the resident memory of the serving process (and of it with its ingest worker
   processes) every second.
@@ -282,7 +282,7 @@ class MemorySampler:
     stop: threading.Event = field(default_factory=threading.Event)
     main: list[tuple[float, int]] = field(default_factory=list)
     tree: list[tuple[float, int]] = field(default_factory=list)
-    clickhouse: dict[str, int] = field(default_factory=dict)  # MiB chdb tracks, every RSS_SERIES_SECONDS
+    clickhouse: dict[str, dict[str, int]] = field(default_factory=dict)  # chdb's MiB, every RSS_SERIES_SECONDS
 
     def sample(self, started: float) -> None:
         now = time.monotonic() - started
@@ -290,10 +290,13 @@ class MemorySampler:
         self.tree.append((now, tree_rss_kib(self.pid)))
         if now >= len(self.clickhouse) * RSS_SERIES_SECONDS:
             try:
-                tracked = metric_values(self.port).get("thinkmeter_clickhouse_memory_bytes", 0.0)
+                values = metric_values(self.port)
             except OSError:
-                tracked = 0.0
-            self.clickhouse[f"{round(now)}s"] = int(tracked) // 2**20
+                values = {}
+            self.clickhouse[f"{round(now)}s"] = {
+                name: int(values.get(f"thinkmeter_clickhouse_{metric}", 0.0)) // 2**20
+                for name, metric in (("tracked", "memory_bytes"), ("allocator_resident", "allocator_resident_bytes"))
+            }
 
     def run(self, started: float) -> None:
         while not self.stop.wait(1.0):
@@ -349,8 +352,8 @@ def main() -> None:
     parser.add_argument("--capacity-json", default=None, help="bench/ingest.py's JSON output (its spans_per_s)")
     parser.add_argument("--fraction", type=float, default=0.8, help="of the capacity, with --capacity-json")
     parser.add_argument("--batch", type=int, default=512, help="spans per request")
-    parser.add_argument("--clients", type=int, default=8, help="connections sharing the send schedule")
-    parser.add_argument("--poll-seconds", type=float, default=5.0, help="between two dashboard reads")
+    parser.add_argument("--clients", type=int, default=48, help="connections sharing the send schedule")
+    parser.add_argument("--poll-seconds", type=float, default=15.0, help="between two dashboard reads")
     parser.add_argument("--distinct-payloads", type=int, default=32)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
@@ -410,7 +413,7 @@ def main() -> None:
         "warmup_seconds": round(warmup),
         "server_rss_mib": MemorySampler.summary(memory.main, warmup),
         "server_with_ingest_workers_rss_mib": MemorySampler.summary(memory.tree, warmup),
-        "clickhouse_tracked_memory_mib": memory.clickhouse,
+        "clickhouse_memory_mib": memory.clickhouse,
         "dashboards": poller.report(),
         "spans_answered_200": load.ok_spans, "spans_stored": stored,
         "server_log": server_log,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -22,7 +23,13 @@ INSERT_SECONDS = Histogram("thinkmeter_insert_seconds", "Time of one span batch 
 CLICKHOUSE_MEMORY = Gauge(
     "thinkmeter_clickhouse_memory_bytes", "Memory the embedded ClickHouse engine tracks in this process"
 )
+CLICKHOUSE_ALLOCATOR_RESIDENT = Gauge(
+    "thinkmeter_clickhouse_allocator_resident_bytes",
+    "Resident memory of the embedded ClickHouse engine's allocator (jemalloc), freed-but-kept pages included",
+)
 MEMORY_SQL = "SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'"
+ALLOCATOR_SQL = "SELECT * FROM system.jemalloc_stats"
+RESIDENT = re.compile(r"^Allocated: \d+, active: \d+, metadata: \d+.*?resident: (\d+)", re.M)
 
 
 class RequestMetricsMiddleware:
@@ -54,6 +61,13 @@ def _sample_clickhouse_memory() -> None:
         return
     if rows:
         CLICKHOUSE_MEMORY.set(float(rows[0]["value"]))
+    try:
+        stats = clickhouse.execute(ALLOCATOR_SQL, tag="metrics.memory", system=True)
+    except Exception:  # noqa: BLE001 - a build without jemalloc statistics
+        return
+    found = RESIDENT.search(str(next(iter(stats[0].values()), ""))) if stats else None
+    if found:
+        CLICKHOUSE_ALLOCATOR_RESIDENT.set(float(found.group(1)))
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

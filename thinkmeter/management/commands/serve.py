@@ -19,22 +19,29 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 log = logging.getLogger(__name__)
 
-M_ARENA_MAX = -8  # glibc mallopt parameter
+M_ARENA_MAX = -8  # glibc mallopt parameters
+M_MMAP_THRESHOLD = -3
 MALLOC_ARENAS = 2
+MMAP_THRESHOLD = 256 * 1024
 
 
-def limit_malloc_arenas() -> None:
-    """Cap glibc's malloc arenas for the threads started after this call.
+def tune_malloc() -> None:
+    """Keep glibc malloc from holding on to freed memory in a long-running, many-threaded server.
 
     glibc gives busy threads their own arena (up to 8 per core), and memory freed in one
-    is rarely returned, so a many-threaded server's resident memory creeps up under
-    load. Two arenas measured 865 MiB instead of 1,101 MiB after two minutes of load
-    (bench/load.py). A no-op off glibc.
+    is rarely returned: two arenas measured 865 MiB instead of 1,101 MiB after two
+    minutes of load (bench/load.py). And after a large block is freed, glibc raises its
+    mmap threshold (up to 32 MiB), so later large blocks (query results, DataFrames, page
+    figures) come from the heap, where fragmentation keeps them resident; a fixed
+    threshold keeps blocks above it in their own mappings, returned when freed. A no-op
+    off glibc.
     """
     try:
-        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
     except (OSError, AttributeError):
-        log.debug("mallopt unavailable; malloc arenas not capped")
+        log.debug("mallopt unavailable; malloc not tuned")
 
 
 class Command(BaseCommand):
@@ -60,7 +67,7 @@ class Command(BaseCommand):
         from thinkmeter.clickhouse import client, schema
         from thinkmeter.wsgi import application
 
-        limit_malloc_arenas()
+        tune_malloc()
         cfg = client.config()
         embedded = not settings.CELERY_BROKER_URL
         # Open the store now: a second embedded process fails here, with a clear message.
