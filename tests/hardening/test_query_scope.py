@@ -31,6 +31,7 @@ DRIVER_IMPORT_ALLOWED_IN_TESTS = {"tests/ingest/test_api_key_column.py", "tests/
 SYSTEM_STATEMENTS_ALLOWED = {
     ("ingest/spans_store.py", "ingest.dedup.warm", "SELECT"),  # recent span ids of all projects: dedup index
     ("thinkmeter/transfer.py", "transfer.import", "DESCRIBE"),  # the target table's columns, no rows
+    ("thinkmeter/metrics.py", "metrics.memory", "SELECT"),  # the engine's memory figures (system tables only)
 }
 APP_PACKAGES = ("thinkmeter", "ingest", "dashboards", "alerts", "simulator", "bench", "sdk")
 
