@@ -4,17 +4,16 @@ In embedded mode this process is the only writer, so an index of everything it s
 recently (warmed from ClickHouse at start-up) answers "was this span / response already
 stored?" without a query per flush. It holds up to ``MAX_SPANS`` spans, evicting whole
 traces oldest first, so its memory is bounded; re-sent batches and double-instrumented
-calls arrive within seconds to minutes, inside that window. Eviction never costs
-correctness: the index remembers the newest start time of anything it evicted
-(:meth:`RecentIndex.covers`), and a batch reaching back to or before that horizon is
-checked against ClickHouse as well, as in server mode, where several processes write
-(see :mod:`ingest.writer`).
+calls arrive within seconds to minutes, inside that window.
 
-Beside the exact index, two :class:`~ingest.seen.SeenFilter` Bloom filters remember every
-trace and counted provider response stored, for minutes of traffic at 3 bytes a key.
-:meth:`RecentIndex.to_check` uses them to send to ClickHouse only the traces and
-responses it cannot vouch for: a trace the exact index holds completely, or one the
-filter has certainly never seen, needs no query; so does a response either one knows.
+Eviction never costs correctness. Beside the exact index, two
+:class:`~ingest.seen.SeenFilter` Bloom filters remember every trace and counted provider
+response stored, for minutes of traffic at 3 bytes a key, and
+:meth:`RecentIndex.to_check` sends to ClickHouse the traces and responses it cannot
+vouch for: a trace the exact index holds completely, or one the filter has certainly
+never seen, needs no query; so does a response the index holds or the filter has never
+seen. In server mode several processes write, and the writer asks ClickHouse about
+everything (see :mod:`ingest.writer`).
 
 The index lives in the serving process beside everything else, so it is packed: a
 trace's spans are one bytes value of fixed-size records (span id, parent id, flags),
@@ -32,11 +31,11 @@ from itertools import islice
 from ingest.dedup import Known
 from ingest.seen import SeenFilter
 
-MAX_SPANS = 500_000  # about 90 MiB with the trace keys; the horizon keeps eviction correct
+MAX_SPANS = 500_000  # about 90 MiB with the trace keys; the filters keep eviction correct
 MAX_RESPONSES = 500_000
 TRACE_KEYS_KEPT = 1_000_000  # per filter generation: 4 MiB (two generations kept)
 RESPONSE_KEYS_KEPT = 4_000_000  # 16 MiB a generation
-UNKNOWN_START = 2**63 - 1  # a span added without its start time: evicting it makes the index cover nothing
+UNKNOWN_START = 2**63 - 1  # later than any start time: an entry complete above it is never trusted
 EVICT_SLACK = 0.05  # evict this share beyond the cap at once (one pass instead of one per add)
 
 USAGE, COUNTED = 1, 2
@@ -60,10 +59,9 @@ def _packed_id(span_id: str) -> bytes | None:
 class _Trace:
     """The spans of one trace: packed records, plus any whose ids do not pack."""
 
-    __slots__ = ("complete_above", "newest", "other", "packed")
+    __slots__ = ("complete_above", "other", "packed")
 
     def __init__(self, complete_above: int = 0) -> None:
-        self.newest = 0  # the latest start time (ns) of the trace's spans held
         self.complete_above = complete_above  # every stored span that started after this (ns) is held
         self.packed = b""
         self.other: dict[str, tuple[str, int]] | None = None  # span id → (parent id, flags)
@@ -127,20 +125,13 @@ class RecentIndex:
         self.max_responses = max_responses
         self._traces: dict[TraceKey, _Trace] = {}  # insertion order: oldest first
         self._spans = 0
-        self._responses: dict[str, int] = {}  # "project\x1fprovider\x1fresponse id" → start ns, oldest first
-        self._horizon = 0  # every span stored that started after this (ns) is held
+        self._responses: dict[str, None] = {}  # "project\x1fprovider\x1fresponse id", oldest first
         self._lock = threading.Lock()
         self.traces_seen = SeenFilter(TRACE_KEYS_KEPT)
         self.responses_seen = SeenFilter(RESPONSE_KEYS_KEPT)
 
-    def covers(self, earliest_start_ns: int) -> bool:
-        """True when a batch whose earliest span started at ``earliest_start_ns`` needs no ClickHouse check."""
-        return earliest_start_ns > self._horizon
-
     def forget_before(self, start_ns: int) -> None:
         """Declare spans that started at or before ``start_ns`` unknown here (warm-up loads only recent ones)."""
-        with self._lock:
-            self._horizon = max(self._horizon, start_ns)
         self.traces_seen.forget_before(start_ns)
         self.responses_seen.forget_before(start_ns)
 
@@ -173,9 +164,7 @@ class RecentIndex:
         filter has never seen it and that span started after the filter's horizon. A
         response (provider, response id) needs none when the index holds it, or when the
         response filter has never seen it and its span started after that filter's
-        horizon. (The exact index's own horizon is not enough on its own: the evicted
-        spans of a trace, or the other span of a call reported twice, may have started
-        before it while the batch's spans started after it.)
+        horizon.
         """
         earliest: dict[str, int] = {}
         for trace_id, start in zip(trace_ids, start_ns, strict=True):
@@ -229,21 +218,21 @@ class RecentIndex:
         """Remember stored rows. ``checked_traces`` are the traces ClickHouse was asked about for
         this batch: their stored spans are not all held here, so their entries are never trusted alone."""
         response_key = self._response_key
-        starts = start_ns if start_ns is not None else [UNKNOWN_START] * len(trace_ids)
-        new_traces = [t for t in dict.fromkeys(trace_ids) if (project_id, t) not in self._traces]
+        batch_traces = list(dict.fromkeys(trace_ids))
+        new_traces = [t for t in batch_traces if (project_id, t) not in self._traces]
         seen_before = self.traces_seen.maybe_seen([(project_id, t) for t in new_traces])
         filter_horizon = self.traces_seen.horizon
         complete_above = {t: UNKNOWN_START if hit or t in checked_traces else filter_horizon
                           for t, hit in zip(new_traces, seen_before, strict=True)}
-        newest = max(starts, default=0)
+        newest = max(start_ns, default=0) if start_ns is not None else UNKNOWN_START
         # every trace of the batch, held or not: a key is vouched for by the generation that saw its span
-        self.traces_seen.add([(project_id, t) for t in dict.fromkeys(trace_ids)], newest)
+        self.traces_seen.add([(project_id, t) for t in batch_traces], newest)
         self.responses_seen.add([(project_id, *r) for r, flag in zip(response_keys, counted, strict=True)
                                  if flag and r[1]], newest)
         with self._lock:
             traces, responses = self._traces, self._responses
-            for trace_id, span, parent, usage, flag, response, start in zip(
-                trace_ids, span_ids, parent_ids, has_usage, counted, response_keys, starts, strict=True
+            for trace_id, span, parent, usage, flag, response in zip(
+                trace_ids, span_ids, parent_ids, has_usage, counted, response_keys, strict=True
             ):
                 key = (project_id, trace_id)
                 trace = traces.get(key)
@@ -251,9 +240,8 @@ class RecentIndex:
                     trace = traces[key] = _Trace(complete_above.get(trace_id, UNKNOWN_START))
                 if trace.put(span, parent or "", (USAGE if usage else 0) | (COUNTED if flag else 0)):
                     self._spans += 1
-                trace.newest = max(trace.newest, start)
                 if flag and response[1]:
-                    responses[response_key(project_id, response[0], response[1])] = start
+                    responses[response_key(project_id, response[0], response[1])] = None
             self._evict()
 
     def _evict(self) -> None:
@@ -265,20 +253,17 @@ class RecentIndex:
                     break
                 remaining -= len(trace)
                 drop += 1
-                self._horizon = max(self._horizon, trace.newest)
             self._traces = dict(islice(self._traces.items(), drop, None))
             self._spans = remaining
         if len(self._responses) > self.max_responses:
             excess = len(self._responses) - int(self.max_responses * (1 - EVICT_SLACK))
-            self._horizon = max(self._horizon, *islice(self._responses.values(), excess))
-            self._responses = dict(islice(self._responses.items(), excess, None))
+            self._responses = dict.fromkeys(islice(self._responses, excess, None))
 
     def clear(self) -> None:
         with self._lock:
             self._traces.clear()
             self._responses.clear()
             self._spans = 0
-            self._horizon = 0
         self.traces_seen.clear()
         self.responses_seen.clear()
 

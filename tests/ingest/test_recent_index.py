@@ -62,22 +62,26 @@ def test_oldest_traces_and_responses_are_evicted_beyond_the_caps() -> None:
     assert len(index._responses) <= 40
 
 
-def test_eviction_moves_the_horizon_past_what_was_evicted() -> None:
+def test_what_was_evicted_is_checked_in_clickhouse_and_what_is_held_is_not() -> None:
     index = RecentIndex(max_spans=10, max_responses=10)
-    assert index.covers(1)
-    for n in range(30):  # one span a trace, start times 1000, 1001, ...
-        index.add(1, [f"{n:032x}"], [f"{n + 1:016x}"], [""], [True], [1], [("openai", f"resp-{n}")],
+    fresh = "ef" * 16
+    assert index.to_check(1, [fresh], [1], [("openai", "r")]) == ([], [])  # nothing stored yet
+    traces = [f"{n:032x}" for n in range(30)]
+    for n, trace in enumerate(traces):  # one span a trace, start times 1000, 1001, ...
+        index.add(1, [trace], [f"{n + 1:016x}"], [""], [True], [1], [("openai", f"resp-{n}")],
                   start_ns=[1000 + n])
     assert len(index) <= 10
-    assert not index.covers(1000)  # evicted: the writer must ask ClickHouse
-    assert not index.covers(1015)
-    assert index.covers(1029)  # newer than anything evicted
+    assert index.to_check(1, [traces[0]], [1000], [("", "")])[0] == [traces[0]]  # evicted: ask ClickHouse
+    assert index.to_check(1, [traces[15]], [1015], [("", "")])[0] == [traces[15]]
+    assert index.to_check(1, [traces[29]], [1029], [("", "")])[0] == []  # held
     assert index.counted_responses(1, [("openai", "resp-0")]) == set()
     assert index.counted_responses(1, [("openai", "resp-29")]) == {("openai", "resp-29")}
+    assert index.to_check(1, [traces[29]], [1029], [("openai", "resp-0")])[1] == ["resp-0"]
     index.forget_before(5000)
-    assert not index.covers(5000) and index.covers(5001)
+    assert index.to_check(1, [fresh], [5000], [("", "")])[0] == [fresh]
+    assert index.to_check(1, [fresh], [5001], [("", "")])[0] == []
     index.clear()
-    assert index.covers(1)
+    assert index.to_check(1, [fresh], [1], [("", "")])[0] == []
 
 
 def span_args(trace: str, start: int, response: str = "") -> tuple[list[str], list[str], list[str], list[bool],
@@ -90,7 +94,7 @@ def test_only_what_the_index_cannot_vouch_for_goes_to_clickhouse() -> None:
     traces = [os.urandom(16).hex() for _ in range(30)]
     for n, trace in enumerate(traces):  # start times 1000..1029; the first 20 traces get evicted
         index.add(1, *span_args(trace, 1000 + n, f"resp-{n}"))
-    assert not index.covers(1000)
+    assert index.known(1, [traces[0]]) == []  # evicted
     brand_new = os.urandom(16).hex()
     check_traces, check_responses = index.to_check(
         1, [traces[0], traces[29], brand_new], [1000, 1029, 1005],
