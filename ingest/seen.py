@@ -105,7 +105,3 @@ class SeenFilter:
             self._current = _Bloom(self.capacity)
             self._previous = None
             self.horizon = 0
-
-    @property
-    def nbytes(self) -> int:
-        return self._current.bits.nbytes + (self._previous.bits.nbytes if self._previous is not None else 0)
