@@ -6,10 +6,12 @@ database under a temporary directory, a project, its key and a superuser), then 
 
 - sends OTLP/HTTP protobuf requests of ``--batch`` spans (bench/ingest.py's realistic
   payloads, fresh ids on every send) on a fixed schedule at ``--rate`` spans/s, or at
-  ``--fraction`` (default 0.8) of the capacity that bench/ingest.py measured when its
-  JSON output is given with ``--capacity-json``; ``--clients`` connections share the
-  schedule (open loop: a slow answer does not slow the schedule, it makes the next
-  sends late, and the lateness is reported);
+  ``--fraction`` (default 0.8) of the capacity bench/ingest.py measures: with
+  ``--measure-capacity`` it runs that benchmark first, on the machine as it is now (this
+  VM's speed varies through the day, so a capacity measured hours earlier may not be
+  this hour's), or it reads that benchmark's JSON output given with ``--capacity-json``;
+  ``--clients`` connections share the schedule (open loop: a slow answer does not slow
+  the schedule, it makes the next sends late, and the lateness is reported);
 - every ``--poll-seconds`` (default 15) a signed-in user reads the Finance and Engineering
   pages and a key reads ``/api/v1/usage?group_by=task_type,tier``;
 - samples the resident memory of the serving process (and of it with its ingest worker
@@ -18,11 +20,15 @@ database under a temporary directory, a project, its key and a superuser), then 
 Prints one JSON object: ingest answers by status (``errors_5xx`` must be 0), request
 latency p50/p99, target and achieved rate, the serving process's resident memory (at
 the start, after the warm-up of a minute or a fifth of the run while caches fill, at
-the end, the growth since the warm-up, the maximum, and a sample every 30 s; also with
-its ingest worker processes), the dashboard answers (count, failures, p50/p95, per
-page), and the spans stored, counted after the server stops (every span answered 200
-must be there).
+the end, the maximum, a sample every 30 s, and the trend: the median of the last
+minute against the median of the first minute after the warm-up; also with its ingest
+worker processes), the dashboard answers (count, failures, p50/p95, per page), the
+spans stored, counted after the server stops, and ``checks``: no 5xx, every span
+answered 200 stored, at least 98 % of the target rate achieved, memory flat (the
+trend at most 10 % of the first minute's median) and every dashboard answering. It
+exits with 1 when a check fails.
 
+    flock /tmp/bench.lock .venv/bin/python bench/load.py --measure-capacity   # issue 8's load test
     flock /tmp/bench.lock .venv/bin/python bench/ingest.py --spans 1000000 > /tmp/capacity.json
     flock /tmp/bench.lock .venv/bin/python bench/load.py --capacity-json /tmp/capacity.json
     flock /tmp/bench.lock .venv/bin/python bench/load.py --minutes 0.5 --rate 2000   # a short check
@@ -38,6 +44,7 @@ import random
 import re
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,6 +72,10 @@ from bench.ingest import (  # noqa: E402
 PAGES = {"finance": "/finance/", "engineering": "/engineering/", "usage_api": "/api/v1/usage?group_by=task_type,tier"}
 RSS_SERIES_SECONDS = 30
 WARMUP_SECONDS = 60.0  # or a fifth of a shorter run: memory grows while caches fill, then should stay flat
+TREND_WINDOW_SECONDS = 60.0  # memory's trend: the median of the last minute against the first after the warm-up
+FLAT_TOLERANCE = 0.10  # "flat": the last minute's median at most 10 % above the first's
+CAPACITY_FIGURES = ("command", "spans_per_s", "spans_stored", "seconds", "cpu_us_per_span", "load_average")
+KEPT_UP = 0.98  # "kept up": at least 98 % of the target rate achieved
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -304,7 +315,11 @@ class MemorySampler:
 
     @staticmethod
     def summary(samples: list[tuple[float, int]], warmup: float) -> dict[str, Any]:
-        """MiB at the start, after the warm-up (caches filled), at the end, the maximum, and every 30 s."""
+        """MiB at the start, after the warm-up (caches filled), at the end, the maximum, every 30 s,
+        and the trend: the median of the last minute against the median of the first minute
+        after the warm-up. Single samples swing by a few hundred MiB with the inserts and
+        merges in flight (the engine's allocator holds their buffers for seconds); the
+        medians of a minute's samples do not, so their difference is what grew."""
         series: dict[str, int] = {}
         next_at = 0.0
         for at, kib in samples:
@@ -313,8 +328,31 @@ class MemorySampler:
                 next_at += RSS_SERIES_SECONDS
         warm = next((kib for at, kib in samples if at >= warmup), samples[-1][1]) // 1024
         end = samples[-1][1] // 1024
+        last = samples[-1][0]
+        window = min(TREND_WINDOW_SECONDS, (last - warmup) / 2)  # a shorter run: its two halves
+        first_minute = [kib for at, kib in samples if warmup <= at < warmup + window]
+        last_minute = [kib for at, kib in samples if at >= last - window]
+        first_median = round(statistics.median(first_minute or [samples[-1][1]]) / 1024)
+        last_median = round(statistics.median(last_minute) / 1024)
         return {"start": samples[0][1] // 1024, "after_warmup": warm, "end": end,
-                "growth_after_warmup": end - warm, "max": max(k for _, k in samples) // 1024, "series": series}
+                "growth_after_warmup": end - warm, "max": max(k for _, k in samples) // 1024,
+                "median_first_minute_after_warmup": first_median, "median_last_minute": last_median,
+                "trend": last_median - first_median, "series": series}
+
+
+def checks(report: dict[str, Any]) -> dict[str, bool]:
+    """The load test's pass conditions (issue 8): each true or false, with ``passed`` for all."""
+    memory = report["server_rss_mib"]
+    dashboards = report["dashboards"]
+    out = {
+        "no_5xx": report["errors_5xx"] == 0 and report["transport_errors"] == 0,
+        "every_accepted_span_stored": report["spans_stored"] == report["spans_answered_200"],
+        "kept_up": report["achieved_spans_per_s"] >= KEPT_UP * report["target_spans_per_s"],
+        "memory_flat": memory["trend"] <= FLAT_TOLERANCE * memory["median_first_minute_after_warmup"],
+        "dashboards_answered": dashboards["failures"] == 0
+        and all(page["answers"] > 0 for page in dashboards["per_page"].values()),
+    }
+    return {**out, "passed": all(out.values())}
 
 
 # ---------------------------------------------------------------- main
@@ -328,21 +366,35 @@ def log_summary(path: Path) -> dict[str, Any]:
     return {"lines": len(lines), "task_queue_depth_warnings": len(queue_depth), "other_samples": others[:5]}
 
 
-def target_rate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[float, float | None]:
-    if (args.rate is None) == (args.capacity_json is None):
-        parser.error("give either --rate (spans/s) or --capacity-json (bench/ingest.py's output)")
+def measure_capacity() -> dict[str, Any]:
+    """Run bench/ingest.py (its default million spans) now, on this machine as it is, and return its JSON."""
+    print("measuring capacity first: bench/ingest.py (about two minutes)", file=sys.stderr)
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "ingest.py")], cwd=ROOT, check=True,
+                          stdout=subprocess.PIPE, text=True)
+    measured: dict[str, Any] = json.loads(done.stdout)
+    return measured
+
+
+def target_rate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[float, dict[str, Any] | None]:
+    """The spans/s to send, and the capacity run it is a fraction of (None with ``--rate``)."""
+    if [args.rate is not None, args.capacity_json is not None, args.measure_capacity].count(True) != 1:
+        parser.error("give one of --rate (spans/s), --capacity-json (bench/ingest.py's output) or --measure-capacity")
+    if not 0 < args.fraction <= 1:
+        parser.error("--fraction must be in (0, 1]")
     if args.rate is not None:
         if args.rate <= 0:
             parser.error("--rate must be above 0 spans/s")
         return args.rate, None
-    try:
-        measured = json.loads(Path(args.capacity_json).read_text())
-        capacity = float(measured["spans_per_s"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        parser.error(f"--capacity-json {args.capacity_json}: not bench/ingest.py's JSON with spans_per_s ({exc})")
-    if not 0 < args.fraction <= 1:
-        parser.error("--fraction must be in (0, 1]")
-    return capacity * args.fraction, capacity
+    if args.measure_capacity:
+        measured = measure_capacity()
+    else:
+        try:
+            measured = json.loads(Path(args.capacity_json).read_text())
+        except (OSError, ValueError) as exc:
+            parser.error(f"--capacity-json {args.capacity_json}: {exc}")
+    if not isinstance(measured, dict) or not isinstance(measured.get("spans_per_s"), int | float):
+        parser.error("the capacity run's JSON has no spans_per_s: is it bench/ingest.py's output?")
+    return float(measured["spans_per_s"]) * args.fraction, measured
 
 
 def main() -> None:
@@ -350,7 +402,10 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=None, help="spans per second")
     parser.add_argument("--capacity-json", default=None, help="bench/ingest.py's JSON output (its spans_per_s)")
-    parser.add_argument("--fraction", type=float, default=0.8, help="of the capacity, with --capacity-json")
+    parser.add_argument("--measure-capacity", action="store_true",
+                        help="run bench/ingest.py first and load at --fraction of what it measures")
+    parser.add_argument("--fraction", type=float, default=0.8,
+                        help="of the capacity, with --capacity-json or --measure-capacity")
     parser.add_argument("--batch", type=int, default=512, help="spans per request")
     parser.add_argument("--clients", type=int, default=48, help="connections sharing the send schedule")
     parser.add_argument("--poll-seconds", type=float, default=15.0, help="between two dashboard reads")
@@ -401,7 +456,9 @@ def main() -> None:
         "bench": "load_ingest_with_dashboards",
         "command": " ".join(["bench/load.py", *sys.argv[1:]]),
         "minutes": args.minutes, "batch": args.batch, "clients": args.clients,
-        "capacity_spans_per_s": capacity, "fraction": args.fraction if capacity else None,
+        "capacity_spans_per_s": capacity["spans_per_s"] if capacity else None,
+        "capacity_run": {key: capacity.get(key) for key in CAPACITY_FIGURES} if capacity else None,
+        "fraction": args.fraction if capacity else None,
         "seconds": round(load.elapsed, 1),
         "target_spans_per_s": round(rate), "achieved_spans_per_s": round(load.sent / load.elapsed),
         "requests": sum(load.statuses.values()), "statuses": dict(sorted(load.statuses.items())),
@@ -420,7 +477,12 @@ def main() -> None:
         "clickhouse_statements": statements,
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+    report["checks"] = checks(report)
     print(json.dumps(report, indent=2))
+    if not report["checks"]["passed"]:
+        failed = ", ".join(name for name, ok in report["checks"].items() if not ok)
+        print(f"load test failed: {failed}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
