@@ -31,8 +31,15 @@ from itertools import islice
 from ingest.dedup import Known
 from ingest.seen import SeenFilter
 
-MAX_SPANS = 500_000  # about 90 MiB with the trace keys; the filters keep eviction correct
-MAX_RESPONSES = 500_000
+# The exact index's caps. Both fill within a minute or two of busy traffic and then hold
+# their size (the filters keep eviction correct): 500,000 spans are ~28 MiB at six spans
+# a trace (~125 MiB if every span were a trace of its own); a response key is ~120 bytes,
+# so 200,000 are ~24 MiB. That is ~70 s of responses at 10,000 spans/s with one span in
+# four an LLM call, about the spans' window; 500,000 took three minutes of a load test to
+# fill and were 60 MiB of memory growth after its warm-up. A duplicate report of a call
+# arrives within seconds; one arriving later is looked up in ClickHouse.
+MAX_SPANS = 500_000
+MAX_RESPONSES = 200_000
 TRACE_KEYS_KEPT = 1_000_000  # per filter generation: 4 MiB (two generations kept)
 RESPONSE_KEYS_KEPT = 4_000_000  # 16 MiB a generation
 UNKNOWN_START = 2**63 - 1  # later than any start time: an entry complete above it is never trusted
