@@ -20,12 +20,12 @@ database under a temporary directory, a project, its key and a superuser), then 
 Prints one JSON object: ingest answers by status (``errors_5xx`` must be 0), request
 latency p50/p99, target and achieved rate, the serving process's resident memory (at
 the start, after the warm-up of a minute or a fifth of the run while caches fill, at
-the end, the maximum, a sample every 30 s, and the trend: the median of the last
-minute against the median of the first minute after the warm-up; also with its ingest
-worker processes), the dashboard answers (count, failures, p50/p95, per page), the
+the end, the maximum, the lowest, median and highest sample of every minute, and the
+trend: the last minute's floor against the first minute's after the warm-up; also with
+its ingest worker processes), the dashboard answers (count, failures, p50/p95, per page), the
 spans stored, counted after the server stops, and ``checks``: no 5xx, every span
 answered 200 stored, at least 98 % of the target rate achieved, memory flat (the
-trend at most 10 % of the first minute's median) and every dashboard answering. It
+trend at most 10 % of the first minute's floor) and every dashboard answering. It
 exits with 1 when a check fails.
 
     flock /tmp/bench.lock .venv/bin/python bench/load.py --measure-capacity   # issue 8's load test
@@ -72,8 +72,8 @@ from bench.ingest import (  # noqa: E402
 PAGES = {"finance": "/finance/", "engineering": "/engineering/", "usage_api": "/api/v1/usage?group_by=task_type,tier"}
 RSS_SERIES_SECONDS = 30
 WARMUP_SECONDS = 60.0  # or a fifth of a shorter run: memory grows while caches fill, then should stay flat
-TREND_WINDOW_SECONDS = 60.0  # memory's trend: the median of the last minute against the first after the warm-up
-FLAT_TOLERANCE = 0.10  # "flat": the last minute's median at most 10 % above the first's
+TREND_WINDOW_SECONDS = 60.0  # memory's trend: the last minute's floor against the first's after the warm-up
+FLAT_TOLERANCE = 0.10  # "flat": the last minute's floor at most 10 % above the first's
 CAPACITY_FIGURES = ("command", "spans_per_s", "spans_stored", "seconds", "cpu_us_per_span", "load_average")
 KEPT_UP = 0.98  # "kept up": at least 98 % of the target rate achieved
 
@@ -315,29 +315,32 @@ class MemorySampler:
 
     @staticmethod
     def summary(samples: list[tuple[float, int]], warmup: float) -> dict[str, Any]:
-        """MiB at the start, after the warm-up (caches filled), at the end, the maximum, every 30 s,
-        and the trend: the median of the last minute against the median of the first minute
-        after the warm-up. Single samples swing by a few hundred MiB with the inserts and
-        merges in flight (the engine's allocator holds their buffers for seconds); the
-        medians of a minute's samples do not, so their difference is what grew."""
-        series: dict[str, int] = {}
-        next_at = 0.0
-        for at, kib in samples:
-            if at >= next_at:
-                series[f"{round(at)}s"] = kib // 1024
-                next_at += RSS_SERIES_SECONDS
+        """MiB at the start, after the warm-up (caches filled), at the end, the maximum, and the
+        lowest, median and highest of each minute's samples (one a second).
+
+        Single samples swing by hundreds of MiB within seconds: a dashboard read or an
+        insert holds its buffers while it runs, and both take seconds under load. A leak or
+        a cache that keeps filling raises the floor, the lowest sample of a minute, which
+        transient buffers do not; ``trend`` is the last minute's floor against the first
+        minute's after the warm-up. The peaks are reported beside it."""
+        minutes: dict[str, dict[str, int]] = {}
+        for index in range(int(samples[-1][0] // TREND_WINDOW_SECONDS) + 1):
+            values = [kib // 1024 for at, kib in samples
+                      if index * TREND_WINDOW_SECONDS <= at < (index + 1) * TREND_WINDOW_SECONDS]
+            if values:
+                minutes[f"minute {index + 1}"] = {"min": min(values), "median": round(statistics.median(values)),
+                                                  "max": max(values)}
         warm = next((kib for at, kib in samples if at >= warmup), samples[-1][1]) // 1024
-        end = samples[-1][1] // 1024
         last = samples[-1][0]
         window = min(TREND_WINDOW_SECONDS, (last - warmup) / 2)  # a shorter run: its two halves
-        first_minute = [kib for at, kib in samples if warmup <= at < warmup + window]
-        last_minute = [kib for at, kib in samples if at >= last - window]
-        first_median = round(statistics.median(first_minute or [samples[-1][1]]) / 1024)
-        last_median = round(statistics.median(last_minute) / 1024)
-        return {"start": samples[0][1] // 1024, "after_warmup": warm, "end": end,
-                "growth_after_warmup": end - warm, "max": max(k for _, k in samples) // 1024,
-                "median_first_minute_after_warmup": first_median, "median_last_minute": last_median,
-                "trend": last_median - first_median, "series": series}
+        first_window = [kib // 1024 for at, kib in samples if warmup <= at < warmup + window] or [warm]
+        last_window = [kib // 1024 for at, kib in samples if at >= last - window]
+        return {"start": samples[0][1] // 1024, "after_warmup": warm, "end": samples[-1][1] // 1024,
+                "max": max(k for _, k in samples) // 1024,
+                "floor_first_minute_after_warmup": min(first_window), "floor_last_minute": min(last_window),
+                "trend": min(last_window) - min(first_window),
+                "peak_first_minute_after_warmup": max(first_window), "peak_last_minute": max(last_window),
+                "per_minute": minutes}
 
 
 def checks(report: dict[str, Any]) -> dict[str, bool]:
@@ -348,7 +351,7 @@ def checks(report: dict[str, Any]) -> dict[str, bool]:
         "no_5xx": report["errors_5xx"] == 0 and report["transport_errors"] == 0,
         "every_accepted_span_stored": report["spans_stored"] == report["spans_answered_200"],
         "kept_up": report["achieved_spans_per_s"] >= KEPT_UP * report["target_spans_per_s"],
-        "memory_flat": memory["trend"] <= FLAT_TOLERANCE * memory["median_first_minute_after_warmup"],
+        "memory_flat": memory["trend"] <= FLAT_TOLERANCE * memory["floor_first_minute_after_warmup"],
         "dashboards_answered": dashboards["failures"] == 0
         and all(page["answers"] > 0 for page in dashboards["per_page"].values()),
     }
