@@ -52,10 +52,10 @@ def use_jemalloc_for_arrow() -> None:
     a heap per thread: the serving process grew ~100 MiB a minute under sustained ingest
     with dashboards read. glibc malloc (the system pool) fragments instead: its arenas grew
     89 → 235 MiB in five minutes, with the free part inside them growing 28 → 136 MiB.
-    jemalloc purges dirty pages after about a second (Arrow's configuration): over three
-    minutes at 80 % of capacity (bench/load.py) glibc's arenas stayed at 65–80 MiB and the
-    process's resident memory stopped growing after its first minute. Falls back to the
-    system allocator in a pyarrow built without jemalloc.
+    jemalloc purges dirty pages after about a second (Arrow's configuration): over five
+    minutes at 80 % of capacity (bench/load.py) glibc's arenas then stayed at 65–80 MiB,
+    5–10 MiB of it free. Falls back to the system allocator in a pyarrow built without
+    jemalloc.
     """
     import pyarrow as pa
 
