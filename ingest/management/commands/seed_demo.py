@@ -17,6 +17,7 @@ Progress goes to stderr; one summary line goes to stdout.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import multiprocessing
 import queue
@@ -274,6 +275,15 @@ def stored_spans(project: Project) -> int:
     return int(rows[0]["spans"]) if rows else 0
 
 
+def parse_end(text: str) -> datetime:
+    """``--end``: an ISO 8601 time, taken as UTC without an offset."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r} (for example 2026-11-23T12:00:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class Command(BaseCommand):
     help = "Send realistic demo LLM traffic through the OTLP/HTTP ingest path (in-process server unless --url)."
 
@@ -285,6 +295,9 @@ class Command(BaseCommand):
         parser.add_argument("--key", default=None, help="project API key with the ingest scope (required with --url)")
         parser.add_argument("--if-empty", action="store_true", help="do nothing when the project already has spans")
         parser.add_argument("--seed", type=int, default=42, help="random seed (same seed, same traffic shape)")
+        parser.add_argument("--end", type=parse_end, default=None,
+                            help="the traffic ends at this ISO 8601 time (UTC unless it says otherwise; default: now);"
+                                 " the same seed and end give the same traffic")
         parser.add_argument("--concurrency", type=int, default=4, help="requests in flight (default 4)")
         parser.add_argument("--batch-spans", type=int, default=512, help="spans per request (default 512)")
         parser.add_argument("--inline", action="store_true",
@@ -339,7 +352,8 @@ class Command(BaseCommand):
                 server = InProcessServer(threads=concurrency + 2)
                 url = server.url
             sender = Sender(url, key, concurrency)
-            bodies = generated(spans, days, options["seed"], datetime.now(UTC), batch_spans, options["inline"])
+            end = options["end"] or datetime.now(UTC)
+            bodies = generated(spans, days, options["seed"], end, batch_spans, options["inline"])
             outcome = send_all(sender, bodies, concurrency, progress)
         except SendError as exc:
             raise CommandError(f"seed_demo stopped: {exc}") from exc
