@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -23,6 +24,7 @@ M_ARENA_MAX = -8  # glibc mallopt parameters
 M_MMAP_THRESHOLD = -3
 MALLOC_ARENAS = 2
 MMAP_THRESHOLD = 256 * 1024
+ENGINE_MALLOC_CONF = "dirty_decay_ms:1000"  # chdb's jemalloc; ClickHouse's own default is 5000
 
 
 def tune_malloc() -> None:
@@ -42,6 +44,24 @@ def tune_malloc() -> None:
         libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
     except (OSError, AttributeError):
         log.debug("mallopt unavailable; malloc not tuned")
+
+
+def tune_engine_allocator() -> None:
+    """Have the embedded ClickHouse engine's jemalloc return freed pages after a second, not five.
+
+    chdb's jemalloc keeps freed ("dirty") pages for ``dirty_decay_ms`` (5,000 ms, as
+    ClickHouse ships) before returning them. Inserts and merges free hundreds of MiB a
+    second under load, so at 10,500 spans/s with dashboards read its resident memory was
+    200–470 MiB for 60–150 MiB in use. At 1,000 ms the quiet moments dropped to 100–170
+    MiB and the serving process's median memory by 50–70 MiB a minute, with no loss of
+    throughput (bench/load.py --rate 10500: 10,470 spans/s against 10,297). jemalloc
+    reads ``JE_MALLOC_CONF`` once, when chdb is loaded, so this runs before anything
+    imports it; an operator's own ``JE_MALLOC_CONF`` wins.
+    """
+    if "chdb" in sys.modules:
+        log.warning("chdb was loaded before serve could tune its allocator; JE_MALLOC_CONF not applied")
+        return
+    os.environ.setdefault("JE_MALLOC_CONF", ENGINE_MALLOC_CONF)
 
 
 def use_jemalloc_for_arrow() -> None:
@@ -82,6 +102,10 @@ class Command(BaseCommand):
         parser.add_argument("--grpc-port", type=int, default=None, help="default: THINKMETER_GRPC_PORT")
         parser.add_argument("--ingest-processes", type=int, default=None,
                             help="worker processes for decoding spans (default: THINKMETER_INGEST_PROCESSES)")
+
+    def execute(self, *args: Any, **options: Any) -> str | None:
+        tune_engine_allocator()  # before the system checks, which may open the store
+        return super().execute(*args, **options)
 
     def handle(self, *args: Any, **options: Any) -> None:
         from waitress import serve
