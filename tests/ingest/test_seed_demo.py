@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import os
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -198,6 +199,18 @@ def test_seed_demo_stops_on_a_key_the_server_refuses(ch: ModuleType, live_server
     key, secret = ApiKey.issue(project, scopes=("read",), name="no ingest")
     with pytest.raises(CommandError, match="403.*ingest scope"):
         seed(url=live_server.url, key=secret, spans=50, days=1, inline=True)
+
+
+def test_in_process_server_stops_when_its_wake_up_pipe_is_gone() -> None:
+    # Once in a full test run the server's wake-up pipe was already closed when seed_demo
+    # stopped it, and the command failed after every span had been stored.
+    server = seed_demo.InProcessServer(threads=2)
+    for fd in server._server.trigger._fds:
+        os.close(fd)
+    server.stop()
+    server._thread.join(timeout=15)
+    assert not server._thread.is_alive()
+    assert not server._server._map  # every channel closed
 
 
 # ---- the traffic model (pure, no database) -------------------------------------------------------------

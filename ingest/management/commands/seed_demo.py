@@ -41,6 +41,7 @@ from thinkmeter import clickhouse
 from thinkmeter.clickhouse import PROJECT_PARAM, ClickHouseError
 from thinkmeter.models import ApiKey, Organization, Project
 
+log = logging.getLogger(__name__)
 COUNT_SQL = f"SELECT count() AS spans FROM spans WHERE project_id IN {PROJECT_PARAM}"
 # What the run stored, for the summary: rows ingested since the run began that carry usage.
 STORED_SQL = f"""
@@ -130,7 +131,11 @@ class InProcessServer:
         from waitress import wasyncore
 
         # Close every channel from inside the server's loop thread; the loop ends when none is left.
-        self._server.trigger.pull_trigger(lambda: wasyncore.close_all(self._server._map))
+        try:
+            self._server.trigger.pull_trigger(lambda: wasyncore.close_all(self._server._map))
+        except OSError as exc:  # the wake-up pipe is gone (seen once in a full test run): close from here
+            log.warning("seed_demo: could not wake the in-process server (%s); closing its channels directly", exc)
+            wasyncore.close_all(self._server._map, ignore_all=True)
         self._thread.join(timeout=10)
         self._server.task_dispatcher.shutdown(timeout=10)
 
