@@ -135,6 +135,9 @@ class InProcessServer:
             self._server.trigger.pull_trigger(lambda: wasyncore.close_all(self._server._map))
         except OSError as exc:  # the wake-up pipe is gone (seen once in a full test run): close from here
             log.warning("seed_demo: could not wake the in-process server (%s); closing its channels directly", exc)
+            # Its descriptor numbers were closed elsewhere and may belong to something else by
+            # now: the trigger must not close them a second time.
+            self._server.trigger._fds = []
             wasyncore.close_all(self._server._map, ignore_all=True)
         self._thread.join(timeout=10)
         self._server.task_dispatcher.shutdown(timeout=10)
