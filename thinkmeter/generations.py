@@ -2,7 +2,7 @@
 
 Several processes keep caches of database state to stay off the database per span:
 classification rules (:mod:`ingest.classify`), project settings in the ingest worker
-processes (:mod:`ingest.parallel`). When the state changes, the process that changed it
+processes (:mod:`ingest.parallel`), active API keys (:mod:`thinkmeter.key_cache`). When the state changes, the process that changed it
 calls :meth:`Generation.bump`, which stores a new random token under the generation's
 key in the shared cache — Redis (``REDIS_URL``) across web replicas in server mode, the
 file cache shared with the ingest workers in embedded mode. A cache remembers the token
@@ -68,3 +68,4 @@ class Generation:
 
 classification_rules = Generation("classification-rules")
 projects = Generation("projects")
+api_keys = Generation("api-keys")

@@ -85,13 +85,24 @@ class ApiKey(models.Model):
 
     @classmethod
     def lookup(cls, secret: str) -> ApiKey | None:
-        """The active key for ``secret``, or None (unknown and revoked look the same)."""
+        """The active key for ``secret``, or None (unknown and revoked look the same).
+
+        Active keys are kept in process for a few seconds (:mod:`thinkmeter.key_cache`).
+        """
         if not secret.startswith(KEY_PREFIX):
             return None
+        from thinkmeter import generations
+        from thinkmeter.key_cache import active_keys
+
         digest = _digest(secret)
+        kept = active_keys.get(digest)
+        if kept is not None:
+            return kept
+        generation = generations.api_keys.current()
         key = cls.objects.select_related("project").filter(prefix=secret[:10], digest=digest).first()
         if key is None or key.revoked_at is not None or not hmac.compare_digest(key.digest, digest):
             return None
+        active_keys.put(digest, key, generation)
         return key
 
     @property
