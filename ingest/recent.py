@@ -25,8 +25,8 @@ kept as text in a side table, so nothing is ever confused with something else.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator
-from itertools import islice
 
 from ingest.dedup import Known
 from ingest.seen import SeenFilter
@@ -130,9 +130,11 @@ class RecentIndex:
     def __init__(self, max_spans: int = MAX_SPANS, max_responses: int = MAX_RESPONSES) -> None:
         self.max_spans = max_spans
         self.max_responses = max_responses
-        self._traces: dict[TraceKey, _Trace] = {}  # insertion order: oldest first
+        self._traces: dict[TraceKey, _Trace] = {}
+        self._trace_order: deque[TraceKey] = deque()  # the keys of _traces, oldest first
         self._spans = 0
-        self._responses: dict[str, None] = {}  # "project\x1fprovider\x1fresponse id", oldest first
+        self._responses: set[str] = set()  # "project\x1fprovider\x1fresponse id"
+        self._response_order: deque[str] = deque()  # the keys of _responses, oldest first
         self._lock = threading.Lock()
         self.traces_seen = SeenFilter(TRACE_KEYS_KEPT)
         self.responses_seen = SeenFilter(RESPONSE_KEYS_KEPT)
@@ -245,31 +247,33 @@ class RecentIndex:
                 trace = traces.get(key)
                 if trace is None:
                     trace = traces[key] = _Trace(complete_above.get(trace_id, UNKNOWN_START))
+                    self._trace_order.append(key)
                 if trace.put(span, parent or "", (USAGE if usage else 0) | (COUNTED if flag else 0)):
                     self._spans += 1
                 if flag and response[1]:
-                    responses[response_key(project_id, response[0], response[1])] = None
+                    held = response_key(project_id, response[0], response[1])
+                    if held not in responses:
+                        responses.add(held)
+                        self._response_order.append(held)
             self._evict()
 
     def _evict(self) -> None:
+        """Drop the oldest traces and responses beyond the caps: work in proportion to what is dropped."""
         if self._spans > self.max_spans:
-            remaining, drop = self._spans, 0
             target = int(self.max_spans * (1 - EVICT_SLACK))
-            for trace in self._traces.values():
-                if remaining <= target:
-                    break
-                remaining -= len(trace)
-                drop += 1
-            self._traces = dict(islice(self._traces.items(), drop, None))
-            self._spans = remaining
+            while self._spans > target and self._trace_order:
+                self._spans -= len(self._traces.pop(self._trace_order.popleft()))
         if len(self._responses) > self.max_responses:
-            excess = len(self._responses) - int(self.max_responses * (1 - EVICT_SLACK))
-            self._responses = dict.fromkeys(islice(self._responses, excess, None))
+            target = int(self.max_responses * (1 - EVICT_SLACK))
+            while len(self._responses) > target:
+                self._responses.discard(self._response_order.popleft())
 
     def clear(self) -> None:
         with self._lock:
             self._traces.clear()
+            self._trace_order.clear()
             self._responses.clear()
+            self._response_order.clear()
             self._spans = 0
         self.traces_seen.clear()
         self.responses_seen.clear()
