@@ -13,7 +13,8 @@ database under a temporary directory, a project, its key and a superuser), then 
   ``--clients`` connections share the schedule (open loop: a slow answer does not slow
   the schedule, it makes the next sends late, and the lateness is reported);
 - every ``--poll-seconds`` (default 15) a signed-in user reads the Finance and Engineering
-  pages and a key reads ``/api/v1/usage?group_by=task_type,tier``;
+  pages (the median of each part of their ``Server-Timing`` is reported) and a key reads
+  ``/api/v1/usage?group_by=task_type,tier``;
 - samples the resident memory of the serving process (and of it with its ingest worker
   processes) every second.
 
@@ -68,6 +69,7 @@ from bench.ingest import (  # noqa: E402
     start_server,
     wait_for_port,
 )
+from dashboards import server_timing  # noqa: E402
 
 PAGES = {"finance": "/finance/", "engineering": "/engineering/", "usage_api": "/api/v1/usage?group_by=task_type,tier"}
 RSS_SERIES_SECONDS = 30
@@ -231,6 +233,7 @@ class DashboardPoller:
     every: float
     stop: threading.Event = field(default_factory=threading.Event)
     answers: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in PAGES})
+    parts: dict[str, dict[str, list[float]]] = field(default_factory=lambda: {name: {} for name in PAGES})
     failures: list[str] = field(default_factory=list)
 
     def login(self) -> Any:
@@ -259,6 +262,8 @@ class DashboardPoller:
                 ok, outcome = False, type(exc).__name__
             if ok:
                 self.answers[name].append(time.monotonic() - started)
+                for part, took in server_timing.parse(response.headers.get(server_timing.HEADER, "")).items():
+                    self.parts[name].setdefault(part, []).append(took / 1000)
             else:
                 self.failures.append(f"{name}: {outcome}")
 
@@ -278,7 +283,9 @@ class DashboardPoller:
             "answers": len(every), "failures": len(self.failures), "failure_samples": self.failures[:5],
             "latency_ms_p50": ms(percentile(every, 0.5)), "latency_ms_p95": ms(percentile(every, 0.95)),
             "per_page": {name: {"answers": len(times), "latency_ms_p50": ms(percentile(times, 0.5)),
-                                "latency_ms_p95": ms(percentile(times, 0.95))}
+                                "latency_ms_p95": ms(percentile(times, 0.95)),
+                                "server_timing_ms_p50": {part: ms(percentile(took, 0.5))
+                                                         for part, took in self.parts[name].items()}}
                          for name, times in self.answers.items()},
         }
 

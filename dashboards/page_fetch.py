@@ -10,7 +10,9 @@ transaction): whatever they need from it, such as project slugs, is passed in.
 
 from __future__ import annotations
 
+import contextvars
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboards import page_data
+from dashboards import page_data, server_timing
 from dashboards.page_filters import PageFilters
 
 WORKERS = 3  # the transport's chdb pool holds 4 connections; the machine may have 2 cores
@@ -41,19 +43,30 @@ def gather(calls: Mapping[str, Callable[[], Any] | None]) -> dict[str, Any]:
     """Run the calls side by side; their results by name (None for a call that is None).
 
     The first failure is raised once every call has finished. Calls must not gather
-    themselves (the pool is shared and bounded).
+    themselves (the pool is shared and bounded). Each call's time goes to the page's
+    ``Server-Timing`` as ``data.<name>`` (:mod:`dashboards.server_timing`).
     """
-    futures: dict[str, Future[Any]] = {name: _pool().submit(call) for name, call in calls.items() if call}
+    futures: dict[str, Future[tuple[Any, float]]] = {
+        name: _pool().submit(contextvars.copy_context().run, _timed, call) for name, call in calls.items() if call}
     results: dict[str, Any] = {name: None for name in calls}
     errors: list[BaseException] = []
+    timing = server_timing.current()
     for name, future in futures.items():
         try:
-            results[name] = future.result()
+            results[name], seconds = future.result()
         except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others finished
             errors.append(exc)
+            continue
+        if timing is not None:
+            timing.add(f"data.{name}", seconds)
     if errors:
         raise errors[0]
     return results
+
+
+def _timed(call: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    return call(), time.perf_counter() - started
 
 
 @dataclass(frozen=True)
@@ -97,15 +110,17 @@ def _per_call(ids: Sequence[int], pf: PageFilters) -> dict[str, Any]:
     totals = page_data.totals(ids, pf)
     if not totals.get("requests"):
         return {"totals": totals}
-    calls = page_data.call_sample(ids, pf, total=int(totals["requests"]))
-    return {
-        "totals": totals,
-        "distribution": page_data.reasoning_distribution(ids, pf, calls),
-        "latency": page_data.latency_by_tier(ids, pf, calls),
-        "escalation": page_data.escalation(ids, pf, calls),
-        "quality": page_data.quality_points(ids, pf, calls=calls),
-        "budget": page_data.budget_used(ids, pf, calls),
-    }
+    with server_timing.measure("data.call_sample"):
+        calls = page_data.call_sample(ids, pf, total=int(totals["requests"]))
+    with server_timing.measure("data.call_statistics"):
+        return {
+            "totals": totals,
+            "distribution": page_data.reasoning_distribution(ids, pf, calls),
+            "latency": page_data.latency_by_tier(ids, pf, calls),
+            "escalation": page_data.escalation(ids, pf, calls),
+            "quality": page_data.quality_points(ids, pf, calls=calls),
+            "budget": page_data.budget_used(ids, pf, calls),
+        }
 
 
 def engineering_page(ids: Sequence[int], pf: PageFilters, *, slugs: Mapping[int, str],

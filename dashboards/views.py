@@ -35,7 +35,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModif
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from dashboards import figures, page_data, page_fetch
+from dashboards import figures, page_data, page_fetch, server_timing
 from dashboards.forecast import forecast_month_end
 from dashboards.page_filters import RANGES, PageFilters, month_start, next_month, parse
 from ingest.models import ModelPrice
@@ -194,13 +194,15 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- finance
 
 @login_required
+@server_timing.timed_page
 def finance(request: HttpRequest) -> HttpResponse:
     view = page_view(request)
     pf, ids = view.pf, view.ids
     now = datetime.now(UTC)
     drill = view.user_drilldown_projects()
-    data = page_fetch.finance_page(ids, pf, now, names=view.names(), slugs=view.slugs(),
-                                   user_ids=[p.pk for p in drill])
+    with server_timing.measure("data"):
+        data = page_fetch.finance_page(ids, pf, now, names=view.names(), slugs=view.slugs(),
+                                       user_ids=[p.pk for p in drill])
     context = base_context(view, "finance", options=data.options)
     by = data.by
     totals = page_data.frame_totals(by["task_type"])  # every group plus "other": the whole view
@@ -247,7 +249,8 @@ def finance(request: HttpRequest) -> HttpResponse:
         }
     context["charts"] = {c.id: c for c in charts}
     context["report_url"] = f"/finance/report/?month={now:%Y-%m}" + (f"&project={pf.project}" if pf.project else "")
-    return render(request, "dashboards/finance.html", context)
+    with server_timing.measure("render"):
+        return render(request, "dashboards/finance.html", context)
 
 
 MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -297,11 +300,14 @@ RUNAWAY_ROWS = page_fetch.RUNAWAY_ROWS
 
 
 @login_required
+@server_timing.timed_page
 def engineering(request: HttpRequest) -> HttpResponse:
     view = page_view(request)
     pf, ids = view.pf, view.ids
     engineer_projects = view.with_role(Role.ENGINEER)
-    data = page_fetch.engineering_page(ids, pf, slugs=view.slugs(), trace_ids=[p.pk for p in engineer_projects])
+    with server_timing.measure("data"):
+        data = page_fetch.engineering_page(ids, pf, slugs=view.slugs(),
+                                           trace_ids=[p.pk for p in engineer_projects])
     context = base_context(view, "engineering", options=data.options)
     totals = data.totals
     context["has_data"] = bool(totals.get("requests"))
@@ -325,7 +331,8 @@ def engineering(request: HttpRequest) -> HttpResponse:
             context["runaways"] = data.runaways or []
             context["runaway_more"] = len(context["runaways"]) >= RUNAWAY_ROWS
     context["charts"] = {c.id: c for c in charts}
-    return render(request, "dashboards/engineering.html", context)
+    with server_timing.measure("render"):
+        return render(request, "dashboards/engineering.html", context)
 
 
 # ---------------------------------------------------------------- traces

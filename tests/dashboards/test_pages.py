@@ -17,6 +17,7 @@ import plotly
 import pytest
 from django.test import Client
 
+from dashboards import server_timing
 from dashboards.page_filters import parse
 from ingest.models import ModelPrice
 from tests.dashboards.pages_support import person, send_demo_traffic
@@ -343,6 +344,29 @@ def test_every_page_renders_demo_traffic(ch: Any, client: Client, project: Any, 
         assert assets and all((a or b).startswith(("/", "data:")) for a, b in assets), assets
     prices = client.get("/prices/").content.decode()
     assert "gpt-4.1-mini" in prices and "acme-internal-llm" in prices  # the demo's unpriced model
+
+    # where each page's time went, for the browser's network panel and bench/load.py
+    expected_parts = {
+        "/finance/": {"data.options", "data.by", "data.month", "data.over_time", "data.top_users", "data",
+                      "render", "total"},
+        "/engineering/": {"data.call_sample", "data.call_statistics", "data.options", "data.per_call",
+                          "data.runaways", "data", "render", "total"},
+    }
+    for url, parts in expected_parts.items():
+        timing = server_timing.parse(client.get(url)[server_timing.HEADER])
+        assert set(timing) == parts, url
+        assert all(took >= 0 for took in timing.values())
+        assert timing["data"] <= timing["total"] and timing["render"] <= timing["total"]
+        assert max(v for k, v in timing.items() if k.startswith("data.")) <= timing["data"] + 1  # ms rounding
+
+
+def test_server_timing_header_round_trips() -> None:
+    timing = server_timing.Timing()
+    timing.add("data.call sample", 0.25)  # characters a header token cannot hold become "_"
+    timing.add("total", 1.5)
+    assert timing.header() == "data.call_sample;dur=250.0, total;dur=1500.0"
+    assert server_timing.parse(timing.header()) == {"data.call_sample": 250.0, "total": 1500.0}
+    assert server_timing.parse("") == {} and server_timing.parse("x;dur=abc, y;dur=2") == {"y": 2.0}
 
 
 # ---------------------------------------------------------------- plotly.js
