@@ -5,7 +5,8 @@ database under a temporary directory, a project, its key and a superuser), then 
 ``--minutes`` (default 5):
 
 - sends OTLP/HTTP protobuf requests of ``--batch`` spans (bench/ingest.py's realistic
-  payloads, fresh ids on every send) on a fixed schedule at ``--rate`` spans/s, or at
+  payloads, fresh ids on every send, remade every 30 s so spans started within the five
+  minutes before they are sent) on a fixed schedule at ``--rate`` spans/s, or at
   ``--fraction`` (default 0.8) of the capacity bench/ingest.py measures: with
   ``--measure-capacity`` it runs that benchmark first, on the machine as it is now (this
   VM's speed varies through the day, so a capacity measured hours earlier may not be
@@ -78,6 +79,7 @@ TREND_WINDOW_SECONDS = 60.0  # memory's trend: the last minute's floor against t
 FLAT_TOLERANCE = 0.10  # "flat": the last minute's floor at most 10 % above the first's
 CAPACITY_FIGURES = ("command", "spans_per_s", "spans_stored", "seconds", "cpu_us_per_span", "load_average")
 KEPT_UP = 0.98  # "kept up": at least 98 % of the target rate achieved
+TEMPLATE_REFRESH_S = 30.0  # payload templates are remade this often (span start times follow the clock)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -219,6 +221,24 @@ class IngestLoad:
         for thread in threads:
             thread.join()
         self.elapsed = time.monotonic() - started
+
+
+@dataclass
+class TemplateRefresher:
+    """Remakes the load's payload templates every :data:`TEMPLATE_REFRESH_S`, so spans keep
+    starting within the last ``LIVE_SPREAD_S`` before they are sent, as exporters' spans do.
+    With templates made once, a ten-minute run sent spans up to fifteen minutes old, and
+    once the dedup filters had turned over (a few minutes at these rates) every batch was
+    older than their horizon and went to ClickHouse to be checked."""
+
+    load: IngestLoad
+    rng: random.Random
+    count: int
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.wait(TEMPLATE_REFRESH_S):
+            self.load.templates = [make_payload(self.rng, self.load.batch) for _ in range(self.count)]
 
 
 # ---------------------------------------------------------------- dashboards read meanwhile
@@ -436,17 +456,20 @@ def main() -> None:
         rng = random.Random(11)
         load = IngestLoad(instance.port, instance.key, rate, args.batch, args.minutes * 60, args.clients,
                           [make_payload(rng, args.batch) for _ in range(args.distinct_payloads)])
+        refresher = TemplateRefresher(load, rng, args.distinct_payloads)
         poller = DashboardPoller(instance.port, instance.key, instance.username, instance.password,
                                  args.poll_seconds)
         memory = MemorySampler(instance.pid, instance.port)
         started = time.monotonic()
         memory.sample(started)
         threads = [threading.Thread(target=poller.run, daemon=True),
-                   threading.Thread(target=memory.run, args=(started,), daemon=True)]
+                   threading.Thread(target=memory.run, args=(started,), daemon=True),
+                   threading.Thread(target=refresher.run, daemon=True)]
         for thread in threads:
             thread.start()
         load.run()
         poller.stop.set()
+        refresher.stop.set()
         memory.sample(started)
         memory.stop.set()
         for thread in threads:

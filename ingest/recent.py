@@ -40,8 +40,14 @@ from ingest.seen import SeenFilter
 # arrives within seconds; one arriving later is looked up in ClickHouse.
 MAX_SPANS = 500_000
 MAX_RESPONSES = 200_000
-TRACE_KEYS_KEPT = 1_000_000  # per filter generation: 4 MiB (two generations kept)
-RESPONSE_KEYS_KEPT = 4_000_000  # 16 MiB a generation
+# The filters' generations are sized so that the older of the two kept covers more than the
+# five minutes an exporter may lag at this machine's capacity (~25,000 spans/s, a trace
+# of four spans, three of them LLM calls): spans that started before the dropped one's
+# horizon are checked in ClickHouse. A filter's bits are a power of two, so these counts
+# fill 8 and 16 MiB (24 bits a key) a generation. 1,000,000 trace keys turned over every
+# three minutes at 20,000 spans/s, and then a batch's older spans went to ClickHouse.
+TRACE_KEYS_KEPT = 2_600_000  # per filter generation: 8 MiB (two generations kept)
+RESPONSE_KEYS_KEPT = 5_300_000  # 16 MiB a generation
 UNKNOWN_START = 2**63 - 1  # later than any start time: an entry complete above it is never trusted
 EVICT_SLACK = 0.05  # evict this share beyond the cap at once (one pass instead of one per add)
 
