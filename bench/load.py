@@ -236,9 +236,12 @@ class TemplateRefresher:
     count: int
     stop: threading.Event = field(default_factory=threading.Event)
 
+    def make(self) -> None:
+        self.load.templates = [make_payload(self.rng, self.load.batch) for _ in range(self.count)]
+
     def run(self) -> None:
         while not self.stop.wait(TEMPLATE_REFRESH_S):
-            self.load.templates = [make_payload(self.rng, self.load.batch) for _ in range(self.count)]
+            self.make()
 
 
 # ---------------------------------------------------------------- dashboards read meanwhile
@@ -453,10 +456,9 @@ def main() -> None:
         instance.start()
         print(f"server pid {instance.pid} on :{instance.port}; {rate:,.0f} spans/s for {args.minutes:g} min",
               file=sys.stderr)
-        rng = random.Random(11)
-        load = IngestLoad(instance.port, instance.key, rate, args.batch, args.minutes * 60, args.clients,
-                          [make_payload(rng, args.batch) for _ in range(args.distinct_payloads)])
-        refresher = TemplateRefresher(load, rng, args.distinct_payloads)
+        load = IngestLoad(instance.port, instance.key, rate, args.batch, args.minutes * 60, args.clients, [])
+        refresher = TemplateRefresher(load, random.Random(11), args.distinct_payloads)
+        refresher.make()
         poller = DashboardPoller(instance.port, instance.key, instance.username, instance.password,
                                  args.poll_seconds)
         memory = MemorySampler(instance.pid, instance.port)

@@ -49,7 +49,6 @@ MAX_RESPONSES = 200_000
 TRACE_KEYS_KEPT = 2_600_000  # per filter generation: 8 MiB (two generations kept)
 RESPONSE_KEYS_KEPT = 5_300_000  # 16 MiB a generation
 UNKNOWN_START = 2**63 - 1  # later than any start time: an entry complete above it is never trusted
-EVICT_SLACK = 0.05  # evict this share beyond the cap at once (one pass instead of one per add)
 
 USAGE, COUNTED = 1, 2
 RECORD = 17  # span id (8 bytes), parent id (8 bytes, zeros for none), flags (1 byte)
@@ -265,14 +264,10 @@ class RecentIndex:
 
     def _evict(self) -> None:
         """Drop the oldest traces and responses beyond the caps: work in proportion to what is dropped."""
-        if self._spans > self.max_spans:
-            target = int(self.max_spans * (1 - EVICT_SLACK))
-            while self._spans > target and self._trace_order:
-                self._spans -= len(self._traces.pop(self._trace_order.popleft()))
-        if len(self._responses) > self.max_responses:
-            target = int(self.max_responses * (1 - EVICT_SLACK))
-            while len(self._responses) > target:
-                self._responses.discard(self._response_order.popleft())
+        while self._spans > self.max_spans and self._trace_order:
+            self._spans -= len(self._traces.pop(self._trace_order.popleft()))
+        while len(self._responses) > self.max_responses:
+            self._responses.discard(self._response_order.popleft())
 
     def clear(self) -> None:
         with self._lock:
