@@ -138,11 +138,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def rss_kib(pid: int) -> int:
+def process_status(pid: int) -> dict[str, int]:
+    """The numeric fields of ``/proc/<pid>/status`` (sizes in KiB): VmRSS, RssAnon, RssFile, Threads..."""
+    out: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+        name, _, value = line.partition(":")
+        words = value.split()
+        if words and words[0].isdigit():
+            out[name] = int(words[0])
+    return out
+
+
+def rss_kib(pid: int) -> int:
+    return process_status(pid).get("VmRSS", 0)
 
 
 def process_tree(pid: int) -> list[int]:
@@ -186,6 +194,8 @@ def metric_values(port: int) -> dict[str, float]:
         found = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.M)
         if found:
             values[name] = float(found.group(1))
+    for match in re.finditer(r'^thinkmeter_clickhouse_engine\{metric="(\w+)"\} ([0-9.e+-]+)$', text, re.M):
+        values[f"engine.{match.group(1)}"] = float(match.group(2))
     return values
 
 

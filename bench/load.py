@@ -65,6 +65,7 @@ from bench.ingest import (  # noqa: E402
     free_port,
     make_payload,
     metric_values,
+    process_status,
     process_tree,
     rss_kib,
     start_server,
@@ -323,7 +324,7 @@ class MemorySampler:
     stop: threading.Event = field(default_factory=threading.Event)
     main: list[tuple[float, int]] = field(default_factory=list)
     tree: list[tuple[float, int]] = field(default_factory=list)
-    clickhouse: dict[str, dict[str, int]] = field(default_factory=dict)  # chdb's MiB, every RSS_SERIES_SECONDS
+    clickhouse: dict[str, dict[str, int]] = field(default_factory=dict)  # every RSS_SERIES_SECONDS: breakdown()
 
     def sample(self, started: float) -> None:
         now = time.monotonic() - started
@@ -334,10 +335,21 @@ class MemorySampler:
                 values = metric_values(self.port)
             except OSError:
                 values = {}
-            self.clickhouse[f"{round(now)}s"] = {
-                name: int(values.get(f"thinkmeter_clickhouse_{metric}", 0.0)) // 2**20
-                for name, metric in (("tracked", "memory_bytes"), ("allocator_resident", "allocator_resident_bytes"))
-            }
+            self.clickhouse[f"{round(now)}s"] = self.breakdown(values)
+
+    def breakdown(self, values: dict[str, float]) -> dict[str, int]:
+        """Where the serving process's memory is: its anonymous and file-backed resident MiB and
+        threads, chdb's tracked and allocator-resident MiB, its parts and caches."""
+        status = process_status(self.pid)
+        mib = {"rss_anon": status.get("RssAnon", 0) // 1024, "rss_file": status.get("RssFile", 0) // 1024,
+               "threads": status.get("Threads", 0)}
+        for name, metric in (("tracked", "memory_bytes"), ("allocator_resident", "allocator_resident_bytes")):
+            mib[name] = int(values.get(f"thinkmeter_clickhouse_{metric}", 0.0)) // 2**20
+        for name, value in values.items():
+            if name.startswith("engine.") and name != "engine.MemoryTracking":
+                kind = name.removeprefix("engine.")
+                mib[kind] = int(value) // 2**20 if kind.endswith("Bytes") else int(value)
+        return mib
 
     def run(self, started: float) -> None:
         while not self.stop.wait(1.0):
@@ -505,7 +517,7 @@ def main() -> None:
         "warmup_seconds": round(warmup),
         "server_rss_mib": MemorySampler.summary(memory.main, warmup),
         "server_with_ingest_workers_rss_mib": MemorySampler.summary(memory.tree, warmup),
-        "clickhouse_memory_mib": memory.clickhouse,
+        "memory_breakdown": memory.clickhouse,  # every 30 s: MiB, threads, parts
         "dashboards": poller.report(),
         "spans_answered_200": load.ok_spans, "spans_stored": stored,
         "server_log": server_log,

@@ -27,7 +27,20 @@ CLICKHOUSE_ALLOCATOR_RESIDENT = Gauge(
     "thinkmeter_clickhouse_allocator_resident_bytes",
     "Resident memory of the embedded ClickHouse engine's allocator (jemalloc), freed-but-kept pages included",
 )
-MEMORY_SQL = "SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'"
+CLICKHOUSE_ENGINE = Gauge(
+    "thinkmeter_clickhouse_engine",
+    "Current metrics of the embedded ClickHouse engine: parts by state, caches' bytes, threads",
+    ["metric"],
+)
+# What grows with the store or with time in the engine: parts (outdated ones are kept for
+# old_parts_lifetime after a merge), the mark and primary-index caches, its thread pools.
+ENGINE_METRICS = (
+    "MemoryTracking", "PartsActive", "PartsOutdated", "MarkCacheBytes", "PrimaryIndexCacheBytes",
+    "IndexMarkCacheBytes", "GlobalThread", "GlobalThreadActive",
+)
+ENGINE_SQL = "SELECT metric, value FROM system.metrics WHERE metric IN ({})".format(
+    ", ".join(f"'{name}'" for name in ENGINE_METRICS)
+)
 ALLOCATOR_SQL = "SELECT * FROM system.jemalloc_stats"
 RESIDENT = re.compile(r"^Allocated: \d+, active: \d+, metadata: \d+.*?resident: (\d+)", re.M)
 
@@ -56,11 +69,13 @@ def _sample_clickhouse_memory() -> None:
     if client.config().kind != "chdb":
         return
     try:
-        rows = clickhouse.execute(MEMORY_SQL, tag="metrics.memory", system=True)
+        rows = clickhouse.execute(ENGINE_SQL, tag="metrics.memory", system=True)
     except Exception:  # noqa: BLE001 - a scrape never fails because storage is down
         return
-    if rows:
-        CLICKHOUSE_MEMORY.set(float(rows[0]["value"]))
+    for row in rows:
+        CLICKHOUSE_ENGINE.labels(row["metric"]).set(float(row["value"]))
+        if row["metric"] == "MemoryTracking":
+            CLICKHOUSE_MEMORY.set(float(row["value"]))
     try:
         stats = clickhouse.execute(ALLOCATOR_SQL, tag="metrics.memory", system=True)
     except Exception:  # noqa: BLE001 - a build without jemalloc statistics

@@ -115,6 +115,24 @@ def test_spans_engine_order_partition_ttl(ch: ModuleType) -> None:
         assert f"toIntervalDay({days})" in table["engine_full"]
 
 
+def test_every_merge_tree_table_removes_outdated_parts_serially(ch: ModuleType) -> None:
+    """0006's cleanup settings reach every MergeTree table that holds rows, so the engine
+    never starts its 128-thread part-removal pool inside the serving process. A table a
+    later migration adds without them fails here."""
+    rows = ch.execute(
+        "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() "
+        "AND engine LIKE '%MergeTree' AND name != {record:String}",
+        {"record": schema.RECORD_TABLE},
+        tag="tests.schema.settings",
+        system=True,
+    )
+    assert len(rows) >= 7
+    missing = [row["name"] for row in rows
+               if "concurrent_part_removal_threshold = 1000000" not in row["engine_full"]
+               or "max_cleanup_delay_period = 30" not in row["engine_full"]]
+    assert missing == []
+
+
 def test_retention_comes_from_settings() -> None:
     with override_settings(CLICKHOUSE_RETENTION_DAYS=30):
         ctx = schema.context_from_settings()
