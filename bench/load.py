@@ -17,7 +17,9 @@ database under a temporary directory, a project, its key and a superuser), then 
   pages (the median of each part of their ``Server-Timing`` is reported) and a key reads
   ``/api/v1/usage?group_by=task_type,tier``;
 - samples the resident memory of the serving process (and of it with its ingest worker
-  processes) every second.
+  processes) every second, and every 30 s where it is (``memory_breakdown``: anonymous
+  and file-backed MiB, threads, and from ``/metrics`` the engine's tracked and allocator
+  MiB, parts by state, cache sizes and threads).
 
 Prints one JSON object: ingest answers by status (``errors_5xx`` must be 0), request
 latency p50/p99, target and achieved rate, the serving process's resident memory (at
