@@ -24,33 +24,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from thinkmeter.clickhouse.transport_chdb import ChdbTransport  # noqa: E402
+
 VARIANTS = {"clickhouse_defaults": "", "with_0006": "SETTINGS {settings}"}
-METRICS_SQL = ("SELECT groupArray((metric, value)) FROM system.metrics "
-               "WHERE metric IN ('GlobalThread', 'PartsOutdated', 'PartsActive')")
+METRICS_SQL = "SELECT metric, value FROM system.metrics WHERE metric IN ('GlobalThread', 'PartsOutdated', 'PartsActive')"
+TAG = "bench.part_cleanup"
 
 
-def metrics(conn: object) -> dict[str, int]:
-    text = conn.query(METRICS_SQL, "JSONCompact")  # type: ignore[attr-defined]
-    pairs = json.loads(text.bytes())["data"][0][0]
-    return {name: int(value) for name, value in pairs}
+def metrics(store: ChdbTransport) -> dict[str, int]:
+    table = store.query_arrow(METRICS_SQL, {}, {}, TAG)
+    return {row["metric"]: int(row["value"]) for row in table.to_pylist()}
 
 
 def run_variant(name: str, parts: int, wait_s: float) -> dict[str, object]:
     """In this process: one store, one table, ``parts`` inserts, then wait for the cleanup."""
-    import chdb
-
     cleanup = importlib.import_module("thinkmeter.clickhouse.migrations.0006_part_cleanup")
-    conn = chdb.connect(tempfile.mkdtemp(prefix="thinkmeter-parts-"))
+    store = ChdbTransport(Path(tempfile.mkdtemp(prefix="thinkmeter-parts-")))
     settings = VARIANTS[name].format(settings=cleanup.PART_CLEANUP_SETTINGS)
-    conn.query(f"CREATE TABLE t (n UInt64) ENGINE = MergeTree ORDER BY n {settings}")
+    store.command(f"CREATE TABLE t (n UInt64) ENGINE = MergeTree ORDER BY n {settings}", {}, {}, TAG)
     for number in range(parts):
-        conn.query(f"INSERT INTO t VALUES ({number})")
-    before = metrics(conn)
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline and metrics(conn)["PartsOutdated"] > 0:
+        store.command("INSERT INTO t SELECT {n:UInt64}", {"n": number}, {}, TAG)
+    before = metrics(store)
+    started = time.monotonic()
+    while time.monotonic() - started < wait_s and metrics(store)["PartsOutdated"] > 0:
         time.sleep(1)
-    return {"before_cleanup": before, "after_cleanup": metrics(conn),
-            "seconds_waited": round(wait_s - max(deadline - time.monotonic(), 0), 1)}
+    return {"before_cleanup": before, "after_cleanup": metrics(store),
+            "seconds_waited": round(time.monotonic() - started, 1)}
 
 
 def main() -> None:
