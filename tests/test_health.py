@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import ModuleType
 
 import pytest
@@ -54,3 +55,8 @@ def test_metrics(client: Client, ch: ModuleType) -> None:
     assert "thinkmeter_clickhouse_query_seconds" in text
     assert 'thinkmeter_clickhouse_query_seconds_count{tag="tests.metrics"}' in text
     assert "thinkmeter_clickhouse_errors_total" in text
+    # The embedded engine's own figures, read from its system.metrics on each scrape.
+    for metric in ("MemoryTracking", "PartsActive", "PartsOutdated", "MarkCacheBytes", "GlobalThread"):
+        assert re.search(rf'^thinkmeter_clickhouse_engine\{{metric="{metric}"\}} [0-9.e+]+$', text, re.M), metric
+    threads = re.search(r'^thinkmeter_clickhouse_engine\{metric="GlobalThread"\} ([0-9.e+]+)$', text, re.M)
+    assert threads and float(threads.group(1)) >= 1  # the engine runs at least one thread of its pool
