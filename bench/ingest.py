@@ -190,7 +190,7 @@ def metric_values(port: int) -> dict[str, float]:
     for match in re.finditer(r'^thinkmeter_clickhouse_query_seconds_(count|sum)\{tag="([^"]+)"\} ([0-9.e+-]+)$', text, re.M):
         values[f"query_{match.group(1)}.{match.group(2)}"] = float(match.group(3))
     for name in ("thinkmeter_spans_stored_total", "thinkmeter_insert_seconds_count", "thinkmeter_insert_seconds_sum",
-                 "thinkmeter_clickhouse_memory_bytes", "thinkmeter_clickhouse_allocator_resident_bytes"):
+                 "thinkmeter_clickhouse_allocator_resident_bytes"):
         found = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.M)
         if found:
             values[name] = float(found.group(1))

@@ -326,18 +326,18 @@ class MemorySampler:
     stop: threading.Event = field(default_factory=threading.Event)
     main: list[tuple[float, int]] = field(default_factory=list)
     tree: list[tuple[float, int]] = field(default_factory=list)
-    clickhouse: dict[str, dict[str, int]] = field(default_factory=dict)  # every RSS_SERIES_SECONDS: breakdown()
+    breakdowns: dict[str, dict[str, int]] = field(default_factory=dict)  # every RSS_SERIES_SECONDS: breakdown()
 
     def sample(self, started: float) -> None:
         now = time.monotonic() - started
         self.main.append((now, rss_kib(self.pid)))
         self.tree.append((now, tree_rss_kib(self.pid)))
-        if now >= len(self.clickhouse) * RSS_SERIES_SECONDS:
+        if now >= len(self.breakdowns) * RSS_SERIES_SECONDS:
             try:
                 values = metric_values(self.port)
             except OSError:
                 values = {}
-            self.clickhouse[f"{round(now)}s"] = self.breakdown(values)
+            self.breakdowns[f"{round(now)}s"] = self.breakdown(values)
 
     def breakdown(self, values: dict[str, float]) -> dict[str, int]:
         """Where the serving process's memory is: its anonymous and file-backed resident MiB and
@@ -345,12 +345,11 @@ class MemorySampler:
         status = process_status(self.pid)
         mib = {"rss_anon": status.get("RssAnon", 0) // 1024, "rss_file": status.get("RssFile", 0) // 1024,
                "threads": status.get("Threads", 0)}
-        for name, metric in (("tracked", "memory_bytes"), ("allocator_resident", "allocator_resident_bytes")):
-            mib[name] = int(values.get(f"thinkmeter_clickhouse_{metric}", 0.0)) // 2**20
+        mib["allocator_resident"] = int(values.get("thinkmeter_clickhouse_allocator_resident_bytes", 0.0)) // 2**20
         for name, value in values.items():
-            if name.startswith("engine.") and name != "engine.MemoryTracking":
+            if name.startswith("engine."):  # MemoryTracking and the caches in MiB, the rest counts
                 kind = name.removeprefix("engine.")
-                mib[kind] = int(value) // 2**20 if kind.endswith("Bytes") else int(value)
+                mib[kind] = int(value) // 2**20 if kind.endswith("Bytes") or kind == "MemoryTracking" else int(value)
         return mib
 
     def run(self, started: float) -> None:
@@ -519,7 +518,7 @@ def main() -> None:
         "warmup_seconds": round(warmup),
         "server_rss_mib": MemorySampler.summary(memory.main, warmup),
         "server_with_ingest_workers_rss_mib": MemorySampler.summary(memory.tree, warmup),
-        "memory_breakdown": memory.clickhouse,  # every 30 s: MiB, threads, parts
+        "memory_breakdown": memory.breakdowns,  # every 30 s: MiB, threads, parts
         "dashboards": poller.report(),
         "spans_answered_200": load.ok_spans, "spans_stored": stored,
         "server_log": server_log,

@@ -20,16 +20,13 @@ INGEST_STAGE_SECONDS = Counter(
     "thinkmeter_ingest_stage_seconds", "Server time spent per ingest stage", ["stage"]
 )
 INSERT_SECONDS = Histogram("thinkmeter_insert_seconds", "Time of one span batch insert")
-CLICKHOUSE_MEMORY = Gauge(
-    "thinkmeter_clickhouse_memory_bytes", "Memory the embedded ClickHouse engine tracks in this process"
-)
 CLICKHOUSE_ALLOCATOR_RESIDENT = Gauge(
     "thinkmeter_clickhouse_allocator_resident_bytes",
     "Resident memory of the embedded ClickHouse engine's allocator (jemalloc), freed-but-kept pages included",
 )
 CLICKHOUSE_ENGINE = Gauge(
     "thinkmeter_clickhouse_engine",
-    "Current metrics of the embedded ClickHouse engine: parts by state, caches' bytes, threads",
+    "Current metrics of the embedded ClickHouse engine: tracked memory, parts by state, caches' bytes, threads",
     ["metric"],
 )
 # What grows with the store or with time in the engine: parts (merged-away ones wait for the
@@ -73,8 +70,6 @@ def _sample_clickhouse_memory() -> None:
         return
     for row in rows:
         CLICKHOUSE_ENGINE.labels(row["metric"]).set(float(row["value"]))
-        if row["metric"] == "MemoryTracking":
-            CLICKHOUSE_MEMORY.set(float(row["value"]))
     try:
         stats = clickhouse.execute(ALLOCATOR_SQL, tag="metrics.memory", system=True)
     except Exception:  # noqa: BLE001 - a build without jemalloc statistics
