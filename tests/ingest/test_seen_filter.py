@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
 
 from ingest.seen import SeenFilter
 
@@ -37,3 +41,42 @@ def test_forget_before_and_clear() -> None:
     seen.clear()
     assert seen.horizon == 0 and not seen.maybe_seen([(1, "x")])[0]
     assert seen.maybe_seen([]).shape == (0,)
+
+
+RESIDENT_AFTER_FIRST_KEY = """
+import os
+from ingest.seen import SeenFilter
+
+def resident_mib():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+before = resident_mib()
+seen = SeenFilter(capacity=2_600_000)  # 8 MiB of bits a generation
+made = resident_mib()
+seen.add([(1, "first")], newest_start_ns=1)
+print(made - before, resident_mib() - before)
+"""
+
+
+def test_both_generations_are_resident_from_the_first_key() -> None:
+    # A fresh interpreter: this one's allocator may hand back memory it already holds.
+    run = subprocess.run([sys.executable, "-c", RESIDENT_AFTER_FIRST_KEY], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2])
+    made, first_key = (float(mib) for mib in run.stdout.split())
+    assert made < 4  # made but untouched: a process that never stores spans does not hold the bits
+    assert first_key >= 15  # both generations written at the first key, not one at the first turnover
+
+
+def test_a_turnover_reuses_the_dropped_generations_bits() -> None:
+    seen = SeenFilter(capacity=1_000)
+    seen.add([(1, "warm")], newest_start_ns=1)
+    tracemalloc.start()
+    try:
+        held = tracemalloc.get_traced_memory()[0]
+        for turnover in range(5):
+            seen.add([(1, f"{turnover}-{n}") for n in range(1_000)], newest_start_ns=turnover)
+        assert tracemalloc.get_traced_memory()[0] - held < 4_096  # no new generation was allocated
+    finally:
+        tracemalloc.stop()
+    assert seen.maybe_seen([(1, "4-0"), (1, "3-999")]).all() and seen.horizon == 2
