@@ -180,6 +180,36 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+class CpuMeter:
+    """CPU seconds spent from :meth:`start` to :meth:`stop` by the serving process, its ingest
+    workers (its descendants, counted at the stop) and this benchmark's own process."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.seconds: dict[str, float] = {}
+
+    @staticmethod
+    def own_seconds() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def start(self) -> None:
+        self._before = {pid: cpu_seconds(pid) for pid in process_tree(self.server_pid)}
+        self._own_before = self.own_seconds()
+
+    def stop(self) -> dict[str, float]:
+        after = {pid: cpu_seconds(pid) for pid in process_tree(self.server_pid)}
+        server = sum(after[pid] - self._before.get(pid, 0.0) for pid in after)
+        serving = after.get(self.server_pid, 0.0) - self._before.get(self.server_pid, 0.0)
+        self.seconds = {"server_total": server, "serving_process": serving, "ingest_workers": server - serving,
+                        "bench_client": self.own_seconds() - self._own_before}
+        return self.seconds
+
+    def per(self, amount: float, scale: float = 1.0) -> dict[str, float]:
+        """Each part's CPU seconds divided by ``amount`` (spans: CPU per span; seconds: cores busy)."""
+        return {part: round(seconds / amount * scale, 2) for part, seconds in self.seconds.items()}
+
+
 def metric_values(port: int) -> dict[str, float]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("GET", "/metrics")
@@ -271,9 +301,8 @@ def main() -> None:
     try:
         wait_for_port(port, server, server_log)
         print(f"server pid {server.pid} on :{port}", file=sys.stderr)
-        tree = process_tree(server.pid)
-        cpu_before = {pid: cpu_seconds(pid) for pid in tree}
-        client_before = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = CpuMeter(server.pid)
+        cpu.start()
         rss_start = rss_kib(server.pid)
         peak = [rss_start]
         latencies: list[float] = []
@@ -325,8 +354,7 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         watcher.join()
         print(file=sys.stderr)
-        client_after = resource.getrusage(resource.RUSAGE_SELF)
-        cpu_after = {pid: cpu_seconds(pid) for pid in process_tree(server.pid)}
+        cpu.stop()
         metrics = metric_values(port)
         rss_end = rss_kib(server.pid)
     finally:
@@ -342,9 +370,6 @@ def main() -> None:
         subprocess.run(["rm", "-rf", str(workdir)], check=False)
     counts = json.loads(stored.splitlines()[-1])
     spans_sent = requests_total * args.batch
-    server_cpu = sum(cpu_after.get(pid, 0.0) - cpu_before.get(pid, 0.0) for pid in cpu_after)
-    serving_cpu = cpu_after.get(server.pid, 0.0) - cpu_before.get(server.pid, 0.0)
-    client_cpu = (client_after.ru_utime + client_after.ru_stime) - (client_before.ru_utime + client_before.ru_stime)
     stages = {k.split(".", 1)[1]: v for k, v in metrics.items() if k.startswith("stage.")}
     total_stage = sum(stages.values()) or 1.0
     latencies.sort()
@@ -359,10 +384,7 @@ def main() -> None:
         "latency_ms_p50": round(latencies[len(latencies) // 2] * 1000, 1),
         "latency_ms_p99": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, 1),
         "server_rss_mib": {"start": rss_start // 1024, "peak": peak[0] // 1024, "end": rss_end // 1024},
-        "cpu_us_per_span": {"server_total": round(server_cpu / spans_sent * 1e6, 1),
-                            "serving_process": round(serving_cpu / spans_sent * 1e6, 1),
-                            "ingest_workers": round((server_cpu - serving_cpu) / spans_sent * 1e6, 1),
-                            "bench_client": round(client_cpu / spans_sent * 1e6, 1)},
+        "cpu_us_per_span": cpu.per(spans_sent, scale=1e6),
         "inserts": int(metrics.get("thinkmeter_insert_seconds_count", 0)),
         "insert_seconds_mean": round(metrics.get("thinkmeter_insert_seconds_sum", 0.0)
                                      / max(metrics.get("thinkmeter_insert_seconds_count", 0.0), 1.0), 3),

@@ -22,7 +22,8 @@ database under a temporary directory, a project, its key and a superuser), then 
   MiB, parts by state, cache sizes and threads).
 
 Prints one JSON object: ingest answers by status (``errors_5xx`` must be 0), request
-latency p50/p99, target and achieved rate, the serving process's resident memory (at
+latency p50/p99, target and achieved rate (also per minute, with the sends' lateness),
+the CPU cores the serving process, its ingest workers and this benchmark kept busy, the serving process's resident memory (at
 the start, after the warm-up of a minute or a fifth of the run while caches fill, at
 the end, the maximum, the lowest, median and highest sample of every minute, and the
 trend: the last minute's floor against the first minute's after the warm-up; also with
@@ -62,6 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import (  # noqa: E402
+    CpuMeter,
     clickhouse_statements,
     distinct,
     free_port,
@@ -172,6 +174,7 @@ class IngestLoad:
     templates: list[bytes]
     latencies: list[float] = field(default_factory=list)
     lateness: list[float] = field(default_factory=list)
+    answered_at: list[float] = field(default_factory=list)  # seconds into the run
     statuses: dict[str, int] = field(default_factory=dict)
     sent: int = 0
     ok_spans: int = 0
@@ -213,6 +216,7 @@ class IngestLoad:
                 with self._lock:
                     self.latencies.append(finished - t0)
                     self.lateness.append(max(t0 - due, 0.0))
+                    self.answered_at.append(finished - started)
                     self.statuses[status] = self.statuses.get(status, 0) + 1
                     self.sent += self.batch
                     if status == "200":
@@ -224,6 +228,15 @@ class IngestLoad:
         for thread in threads:
             thread.join()
         self.elapsed = time.monotonic() - started
+
+    def per_minute(self) -> dict[str, dict[str, float]]:
+        """Spans answered a second, and the p99 lateness of the sends, in each minute of the run."""
+        minutes: dict[int, list[float]] = {}
+        for at, late in zip(self.answered_at, self.lateness, strict=True):
+            minutes.setdefault(int(at // 60), []).append(late)
+        return {f"minute {minute + 1}": {"spans_per_s": round(len(late) * self.batch / 60),
+                                         "send_lateness_ms_p99": ms(percentile(late, 0.99))}
+                for minute, late in sorted(minutes.items())}
 
 
 @dataclass
@@ -482,7 +495,10 @@ def main() -> None:
                    threading.Thread(target=refresher.run, daemon=True)]
         for thread in threads:
             thread.start()
+        cpu = CpuMeter(instance.pid)
+        cpu.start()
         load.run()
+        cpu.stop()
         poller.stop.set()
         refresher.stop.set()
         memory.sample(started)
@@ -515,6 +531,8 @@ def main() -> None:
         "latency_ms_p50": ms(percentile(load.latencies, 0.5)), "latency_ms_p99": ms(percentile(load.latencies, 0.99)),
         "latency_ms_max": ms(max(load.latencies, default=0.0)),
         "send_lateness_ms_p99": ms(percentile(load.lateness, 0.99)),
+        "ingest_per_minute": load.per_minute(),  # the last minute is partial: the run's tail
+        "cpu_cores_busy": cpu.per(load.elapsed),  # of os.cpu_count(); everything else on the machine is not counted
         "warmup_seconds": round(warmup),
         "server_rss_mib": MemorySampler.summary(memory.main, warmup),
         "server_with_ingest_workers_rss_mib": MemorySampler.summary(memory.tree, warmup),
