@@ -226,6 +226,9 @@ def metric_values(port: int) -> dict[str, float]:
             values[name] = float(found.group(1))
     for match in re.finditer(r'^thinkmeter_clickhouse_engine\{metric="(\w+)"\} ([0-9.e+-]+)$', text, re.M):
         values[f"engine.{match.group(1)}"] = float(match.group(2))
+    for match in re.finditer(r'^thinkmeter_process_allocator_bytes\{allocator="(\w+)",kind="(\w+)"\} ([0-9.e+-]+)$',
+                             text, re.M):
+        values[f"allocator.{match.group(1)}_{match.group(2)}"] = float(match.group(3))
     return values
 
 

@@ -19,7 +19,7 @@ database under a temporary directory, a project, its key and a superuser), then 
 - samples the resident memory of the serving process (and of it with its ingest worker
   processes) every second, and every 30 s where it is (``memory_breakdown``: anonymous
   and file-backed MiB, threads, and from ``/metrics`` the engine's tracked and allocator
-  MiB, parts by state, cache sizes and threads).
+  MiB, parts by state, cache sizes and threads, and glibc malloc's and Arrow's MiB).
 
 Prints one JSON object: ingest answers by status (``errors_5xx`` must be 0), request
 latency p50/p99, target and achieved rate (also per minute, with the sends' lateness),
@@ -354,7 +354,8 @@ class MemorySampler:
 
     def breakdown(self, values: dict[str, float]) -> dict[str, int]:
         """Where the serving process's memory is: its anonymous and file-backed resident MiB and
-        threads, chdb's tracked and allocator-resident MiB, its parts and caches."""
+        threads, chdb's tracked and allocator-resident MiB, its parts and caches, and what
+        glibc malloc (in use, freed but held, mmapped) and Arrow's pool hold."""
         status = process_status(self.pid)
         mib = {"rss_anon": status.get("RssAnon", 0) // 1024, "rss_file": status.get("RssFile", 0) // 1024,
                "threads": status.get("Threads", 0)}
@@ -363,6 +364,8 @@ class MemorySampler:
             if name.startswith("engine."):  # MemoryTracking and the caches in MiB, the rest counts
                 kind = name.removeprefix("engine.")
                 mib[kind] = int(value) // 2**20 if kind.endswith("Bytes") or kind == "MemoryTracking" else int(value)
+            elif name.startswith("allocator."):  # glibc's and Arrow's, MiB
+                mib[name.removeprefix("allocator.")] = int(value) // 2**20
         return mib
 
     def run(self, started: float) -> None:

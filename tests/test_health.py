@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from types import ModuleType
 
@@ -60,3 +61,11 @@ def test_metrics(client: Client, ch: ModuleType) -> None:
         assert re.search(rf'^thinkmeter_clickhouse_engine\{{metric="{metric}"\}} [0-9.e+]+$', text, re.M), metric
     threads = re.search(r'^thinkmeter_clickhouse_engine\{metric="GlobalThread"\} ([0-9.e+]+)$', text, re.M)
     assert threads and float(threads.group(1)) >= 1  # the engine runs at least one thread of its pool
+    # This process's own allocators: glibc malloc (Debian's libc) and Arrow's pool, once pyarrow is
+    # loaded (ingest loads it; the scrape never imports it itself).
+    importlib.import_module("pyarrow")
+    text = client.get("/metrics").content.decode()
+    held = {(m.group(1), m.group(2)): float(m.group(3)) for m in re.finditer(
+        r'^thinkmeter_process_allocator_bytes\{allocator="(\w+)",kind="(\w+)"\} ([0-9.e+]+)$', text, re.M)}
+    assert held[("glibc", "in_use")] > 1_000_000 and ("glibc", "free_held") in held and ("glibc", "mmapped") in held
+    assert any(allocator.startswith("arrow_") for allocator, _ in held)

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
+from thinkmeter.process_allocators import allocator_bytes
+
 HTTP_REQUESTS = Counter("thinkmeter_http_requests_total", "HTTP requests served", ["method", "route", "status"])
 HTTP_SECONDS = Histogram("thinkmeter_http_request_seconds", "HTTP request duration", ["route"])
 CLICKHOUSE_QUERY_SECONDS = Histogram("thinkmeter_clickhouse_query_seconds", "ClickHouse statement time", ["tag"])
@@ -28,6 +30,11 @@ CLICKHOUSE_ENGINE = Gauge(
     "thinkmeter_clickhouse_engine",
     "Current metrics of the embedded ClickHouse engine: tracked memory, parts by state, caches' bytes, threads",
     ["metric"],
+)
+PROCESS_ALLOCATOR = Gauge(
+    "thinkmeter_process_allocator_bytes",
+    "Memory this process's own allocators hold: glibc malloc (in use, freed but held, mmapped) and Arrow's pool",
+    ["allocator", "kind"],
 )
 # What grows with the store or with time in the engine: parts (merged-away ones wait for the
 # table's cleanup), the mark and primary-index caches, its thread pool. A literal, so the
@@ -79,6 +86,12 @@ def _sample_clickhouse_memory() -> None:
         CLICKHOUSE_ALLOCATOR_RESIDENT.set(float(found.group(1)))
 
 
+def _sample_process_allocators() -> None:
+    for (allocator, kind), value in allocator_bytes().items():
+        PROCESS_ALLOCATOR.labels(allocator, kind).set(value)
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
     _sample_clickhouse_memory()
+    _sample_process_allocators()
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
