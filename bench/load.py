@@ -23,12 +23,12 @@ database under a temporary directory, a project, its key and a superuser), then 
 
 Prints one JSON object: ingest answers by status (``errors_5xx`` must be 0), request
 latency p50/p99, target and achieved rate (also per minute, with the sends' lateness),
-the CPU cores the serving process, its ingest workers and this benchmark kept busy, the serving process's resident memory (at
-the start, after the warm-up of a minute or a fifth of the run while caches fill, at
-the end, the maximum, the lowest, median and highest sample of every minute, and the
-trend: the last minute's floor against the first minute's after the warm-up; also with
-its ingest worker processes), the dashboard answers (count, failures, p50/p95, per page), the
-spans stored, counted after the server stops, and ``checks``: no 5xx, every span
+the CPU cores the serving process, its ingest workers and this benchmark kept busy, the
+serving process's resident memory (at the start, after the warm-up of a minute or a
+fifth of the run while caches fill, at the end, the maximum, the lowest, median and
+highest sample of every minute, and the trend: the last minute's floor against the first
+minute's after the warm-up; also with its ingest worker processes), the dashboard
+answers (count, failures, p50/p95, per page), the spans stored, counted after the server stops, and ``checks``: no 5xx, every span
 answered 200 stored, at least 98 % of the target rate achieved, memory flat (the
 trend at most 10 % of the first minute's floor) and every dashboard answering. It
 exits with 1 when a check fails.
@@ -230,12 +230,15 @@ class IngestLoad:
         self.elapsed = time.monotonic() - started
 
     def per_minute(self) -> dict[str, dict[str, float]]:
-        """Spans answered a second, and the p99 lateness of the sends, in each minute of the run."""
+        """Spans answered a second, and the p99 lateness of the sends, in each minute of the run
+        (the last one, the run's tail, over the seconds it covers)."""
         minutes: dict[int, list[float]] = {}
         for at, late in zip(self.answered_at, self.lateness, strict=True):
             minutes.setdefault(int(at // 60), []).append(late)
-        return {f"minute {minute + 1}": {"spans_per_s": round(len(late) * self.batch / 60),
-                                         "send_lateness_ms_p99": ms(percentile(late, 0.99))}
+        end = max(self.answered_at, default=0.0)
+        return {f"minute {minute + 1}": {
+                    "spans_per_s": round(len(late) * self.batch / max(min(60.0, end - minute * 60), 1.0)),
+                    "send_lateness_ms_p99": ms(percentile(late, 0.99))}
                 for minute, late in sorted(minutes.items())}
 
 
@@ -359,7 +362,7 @@ class MemorySampler:
         status = process_status(self.pid)
         mib = {"rss_anon": status.get("RssAnon", 0) // 1024, "rss_file": status.get("RssFile", 0) // 1024,
                "threads": status.get("Threads", 0)}
-        mib["allocator_resident"] = int(values.get("thinkmeter_clickhouse_allocator_resident_bytes", 0.0)) // 2**20
+        mib["engine_jemalloc_resident"] = int(values.get("thinkmeter_clickhouse_allocator_resident_bytes", 0.0)) // 2**20
         for name, value in values.items():
             if name.startswith("engine."):  # MemoryTracking and the caches in MiB, the rest counts
                 kind = name.removeprefix("engine.")
@@ -534,7 +537,7 @@ def main() -> None:
         "latency_ms_p50": ms(percentile(load.latencies, 0.5)), "latency_ms_p99": ms(percentile(load.latencies, 0.99)),
         "latency_ms_max": ms(max(load.latencies, default=0.0)),
         "send_lateness_ms_p99": ms(percentile(load.lateness, 0.99)),
-        "ingest_per_minute": load.per_minute(),  # the last minute is partial: the run's tail
+        "ingest_per_minute": load.per_minute(),
         "cpu_cores_busy": cpu.per(load.elapsed),  # of os.cpu_count(); everything else on the machine is not counted
         "warmup_seconds": round(warmup),
         "server_rss_mib": MemorySampler.summary(memory.main, warmup),

@@ -14,7 +14,9 @@ loaded), and nothing here imports a library the process has not loaded itself.
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
+from typing import Any
 
 
 class _MallInfo2(ctypes.Structure):
@@ -24,12 +26,28 @@ class _MallInfo2(ctypes.Structure):
         "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
-def _glibc() -> dict[tuple[str, str], float]:
+@functools.cache
+def glibc() -> ctypes.CDLL | None:
+    """This process's glibc, opened once; None off glibc."""
     try:
-        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
-    except (OSError, AttributeError):  # not glibc, or older than 2.33
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+@functools.cache
+def _mallinfo2() -> Any:
+    libc = glibc()
+    mallinfo2 = getattr(libc, "mallinfo2", None)  # glibc 2.33 and later
+    if mallinfo2 is not None:
+        mallinfo2.restype = _MallInfo2
+    return mallinfo2
+
+
+def _glibc() -> dict[tuple[str, str], float]:
+    mallinfo2 = _mallinfo2()
+    if mallinfo2 is None:
         return {}
-    mallinfo2.restype = _MallInfo2
     info = mallinfo2()
     return {("glibc", "in_use"): float(info.uordblks),  # allocated from its arenas
             ("glibc", "free_held"): float(info.fordblks),  # freed into its arenas, not returned

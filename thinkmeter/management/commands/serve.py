@@ -8,7 +8,6 @@ Static files are served by the project (no CDN), through WhiteNoise.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -17,6 +16,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from thinkmeter.process_allocators import glibc
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,12 @@ def tune_malloc() -> None:
     threshold keeps blocks above it in their own mappings, returned when freed. A no-op
     off glibc.
     """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
-        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    except (OSError, AttributeError):
+    libc = glibc()
+    if libc is None or not hasattr(libc, "mallopt"):
         log.debug("mallopt unavailable; malloc not tuned")
+        return
+    libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+    libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 def tune_engine_allocator() -> None:
