@@ -7,10 +7,20 @@ database under a temporary directory, a project, its key and a superuser), then 
 - sends OTLP/HTTP protobuf requests of ``--batch`` spans (bench/ingest.py's realistic
   payloads, fresh ids on every send, remade every 30 s so spans started within the five
   minutes before they are sent) on a fixed schedule at ``--rate`` spans/s, or at
-  ``--fraction`` (default 0.8) of the capacity bench/ingest.py measures: with
-  ``--measure-capacity`` it runs that benchmark first, on the machine as it is now (this
+  ``--fraction`` (default 0.8) of a capacity measured on the machine as it is now (this
   VM's speed varies through the day, so a capacity measured hours earlier may not be
-  this hour's), or it reads that benchmark's JSON output given with ``--capacity-json``;
+  this hour's):
+
+  - ``--sustained-capacity`` (issue 8's load test): first, for ``--capacity-minutes``
+    (default 3), the same clients send as fast as the server answers, on the same
+    server, with the dashboards read; the capacity is the rate stored after the first
+    minute, on a store that by then holds millions of spans, with merges running. The
+    load then runs on that server, its store populated;
+  - ``--measure-capacity`` runs bench/ingest.py first (a separate fresh server, a
+    million spans as fast as they are answered, on an empty store, no one reading: a
+    burst figure, 5-20 % above the sustained one), or ``--capacity-json`` reads that
+    benchmark's JSON output;
+
   ``--clients`` connections share the schedule (open loop: a slow answer does not slow
   the schedule, it makes the next sends late, and the lateness is reported);
 - every ``--poll-seconds`` (default 15) a signed-in user reads the Finance and Engineering
@@ -21,7 +31,8 @@ database under a temporary directory, a project, its key and a superuser), then 
   and file-backed MiB, threads, and from ``/metrics`` the engine's tracked and allocator
   MiB, parts by state, cache sizes and threads, and glibc malloc's and Arrow's MiB).
 
-Prints one JSON object: ingest answers by status (``errors_5xx`` must be 0), request
+Prints one JSON object: the capacity run (with ``--sustained-capacity`` its own figures
+as below), ingest answers by status (``errors_5xx`` must be 0), request
 latency p50/p99, target and achieved rate (also per minute, with the sends' lateness),
 the CPU cores the serving process, its ingest workers and this benchmark kept busy, the
 serving process's resident memory (at the start, after the warm-up of a minute or a
@@ -33,7 +44,8 @@ answered 200 stored, at least 98 % of the target rate achieved, memory flat (the
 trend at most 10 % of the first minute's floor) and every dashboard answering. It
 exits with 1 when a check fails.
 
-    flock /tmp/bench.lock .venv/bin/python bench/load.py --measure-capacity   # issue 8's load test
+    flock /tmp/bench.lock .venv/bin/python bench/load.py --sustained-capacity   # issue 8's load test
+    flock /tmp/bench.lock .venv/bin/python bench/load.py --measure-capacity
     flock /tmp/bench.lock .venv/bin/python bench/ingest.py --spans 1000000 > /tmp/capacity.json
     flock /tmp/bench.lock .venv/bin/python bench/load.py --capacity-json /tmp/capacity.json
     flock /tmp/bench.lock .venv/bin/python bench/load.py --minutes 0.5 --rate 2000   # a short check
@@ -84,6 +96,7 @@ TREND_WINDOW_SECONDS = 60.0  # memory's trend: the last minute's floor against t
 FLAT_TOLERANCE = 0.10  # "flat": the last minute's floor at most 10 % above the first's
 CAPACITY_FIGURES = ("command", "spans_per_s", "spans_stored", "seconds", "cpu_us_per_span", "load_average")
 KEPT_UP = 0.98  # "kept up": at least 98 % of the target rate achieved
+CAPACITY_RAMP_SECONDS = 60.0  # --sustained-capacity: the rate counts from the second minute on
 TEMPLATE_REFRESH_S = 30.0  # payload templates are remade this often (span start times follow the clock)
 
 
@@ -165,16 +178,24 @@ class Instance:
 
 @dataclass
 class IngestLoad:
+    """Sends for ``seconds``: on a fixed schedule at ``rate`` spans/s (open loop), or with
+    ``rate`` None as fast as the server answers, each client sending its next request
+    when the last is answered (closed loop: the server's capacity). Request ``number``
+    (from ``first_number`` on) gets ids of its own, so two loads on one server never
+    send the same span."""
+
     port: int
     key: str
-    rate: float  # spans per second
+    rate: float | None  # spans per second; None: as fast as the server answers
     batch: int
     seconds: float
     clients: int
     templates: list[bytes]
+    first_number: int = 0
     latencies: list[float] = field(default_factory=list)
     lateness: list[float] = field(default_factory=list)
     answered_at: list[float] = field(default_factory=list)  # seconds into the run
+    stored_at: list[float] = field(default_factory=list)  # the same, of the answers 200 (spans stored)
     statuses: dict[str, int] = field(default_factory=dict)
     sent: int = 0
     ok_spans: int = 0
@@ -183,9 +204,10 @@ class IngestLoad:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self) -> None:
-        interval = self.batch / self.rate
-        total = int(self.seconds / interval)
+        interval = self.batch / self.rate if self.rate else 0.0
+        total = int(self.seconds / interval) if interval else None
         started = time.monotonic()
+        deadline = started + self.seconds
 
         def client(number: int) -> None:
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
@@ -193,13 +215,13 @@ class IngestLoad:
                 with self._lock:
                     i = self._next
                     self._next += 1
-                if i >= total:
+                if i >= total if total is not None else time.monotonic() >= deadline:
                     return
-                due = started + i * interval
+                due = started + i * interval if interval else time.monotonic()
                 wait = due - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-                body = distinct(self.templates[i % len(self.templates)], i)
+                body = distinct(self.templates[i % len(self.templates)], self.first_number + i)
                 t0 = time.monotonic()
                 try:
                     conn.request("POST", "/v1/traces", body=body, headers={
@@ -221,6 +243,7 @@ class IngestLoad:
                     self.sent += self.batch
                     if status == "200":
                         self.ok_spans += self.batch
+                        self.stored_at.append(finished - started)
 
         threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(self.clients)]
         for thread in threads:
@@ -228,6 +251,16 @@ class IngestLoad:
         for thread in threads:
             thread.join()
         self.elapsed = time.monotonic() - started
+
+    @property
+    def requests_numbered(self) -> int:
+        """How many request numbers this load used: a later load on the server starts after them."""
+        return self._next
+
+    def stored_per_second(self, after: float) -> float:
+        """Spans answered 200 (stored) a second from ``after`` seconds into the run to its last answer."""
+        end = max(self.stored_at, default=0.0)
+        return sum(1 for at in self.stored_at if at >= after) * self.batch / max(end - after, 1.0)
 
     def per_minute(self) -> dict[str, dict[str, float]]:
         """Spans answered a second, and the p99 lateness of the sends, in each minute of the run
@@ -411,13 +444,78 @@ def checks(report: dict[str, Any]) -> dict[str, bool]:
     dashboards = report["dashboards"]
     out = {
         "no_5xx": report["errors_5xx"] == 0 and report["transport_errors"] == 0,
-        "every_accepted_span_stored": report["spans_stored"] == report["spans_answered_200"],
+        "every_accepted_span_stored": report["spans_stored"] == report["spans_answered_200_with_capacity_run"],
         "kept_up": report["achieved_spans_per_s"] >= KEPT_UP * report["target_spans_per_s"],
         "memory_flat": memory["trend"] <= FLAT_TOLERANCE * memory["floor_first_minute_after_warmup"],
         "dashboards_answered": dashboards["failures"] == 0
         and all(page["answers"] > 0 for page in dashboards["per_page"].values()),
     }
     return {**out, "passed": all(out.values())}
+
+
+# ---------------------------------------------------------------- one load on the running server
+
+
+@dataclass
+class Phase:
+    """One load on the running server, with the dashboards read and memory sampled meanwhile."""
+
+    load: IngestLoad
+    poller: DashboardPoller
+    memory: MemorySampler
+    cpu_cores_busy: dict[str, float]
+
+    def report(self, warmup: float) -> dict[str, Any]:
+        """Its figures: answers by status, request latency, rate (also per minute), CPU, the
+        serving process's memory (``warmup`` seconds before its trend starts) and the dashboards."""
+        load = self.load
+        return {
+            "seconds": round(load.elapsed, 1), "achieved_spans_per_s": round(load.sent / load.elapsed),
+            "requests": sum(load.statuses.values()), "statuses": dict(sorted(load.statuses.items())),
+            "errors_5xx": sum(n for status, n in load.statuses.items() if status.startswith("5")),
+            "transport_errors": sum(n for status, n in load.statuses.items() if status.startswith("transport")),
+            "latency_ms_p50": ms(percentile(load.latencies, 0.5)),
+            "latency_ms_p99": ms(percentile(load.latencies, 0.99)),
+            "latency_ms_max": ms(max(load.latencies, default=0.0)),
+            "send_lateness_ms_p99": ms(percentile(load.lateness, 0.99)),
+            "ingest_per_minute": load.per_minute(),
+            "cpu_cores_busy": self.cpu_cores_busy,  # of os.cpu_count(); the rest of the machine is not counted
+            "warmup_seconds": round(warmup),
+            "server_rss_mib": MemorySampler.summary(self.memory.main, warmup),
+            "server_with_ingest_workers_rss_mib": MemorySampler.summary(self.memory.tree, warmup),
+            "memory_breakdown": self.memory.breakdowns,  # every 30 s: MiB, threads, parts
+            "dashboards": self.poller.report(),
+            "spans_answered_200": load.ok_spans,
+        }
+
+
+def run_phase(instance: Instance, args: argparse.Namespace, rate: float | None, seconds: float,
+              first_number: int, rng: random.Random) -> Phase:
+    """Send at ``rate`` spans/s (None: as fast as the server answers) for ``seconds``, while
+    a signed-in user and a key read the dashboards and the serving process's memory is sampled."""
+    load = IngestLoad(instance.port, instance.key, rate, args.batch, seconds, args.clients, [], first_number)
+    refresher = TemplateRefresher(load, rng, args.distinct_payloads)
+    refresher.make()
+    poller = DashboardPoller(instance.port, instance.key, instance.username, instance.password, args.poll_seconds)
+    memory = MemorySampler(instance.pid, instance.port)
+    started = time.monotonic()
+    memory.sample(started)
+    threads = [threading.Thread(target=poller.run, daemon=True),
+               threading.Thread(target=memory.run, args=(started,), daemon=True),
+               threading.Thread(target=refresher.run, daemon=True)]
+    for thread in threads:
+        thread.start()
+    cpu = CpuMeter(instance.pid)
+    cpu.start()
+    load.run()
+    cpu.stop()
+    poller.stop.set()
+    refresher.stop.set()
+    memory.sample(started)
+    memory.stop.set()
+    for thread in threads:
+        thread.join(timeout=180)
+    return Phase(load, poller, memory, cpu.per(load.elapsed))
 
 
 # ---------------------------------------------------------------- main
@@ -440,12 +538,37 @@ def measure_capacity() -> dict[str, Any]:
     return measured
 
 
-def target_rate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[float, dict[str, Any] | None]:
-    """The spans/s to send, and the capacity run it is a fraction of (None with ``--rate``)."""
-    if [args.rate is not None, args.capacity_json is not None, args.measure_capacity].count(True) != 1:
-        parser.error("give one of --rate (spans/s), --capacity-json (bench/ingest.py's output) or --measure-capacity")
+def measure_sustained_capacity(instance: Instance, args: argparse.Namespace,
+                               rng: random.Random) -> tuple[float, dict[str, Any], int]:
+    """The spans/s this server stores when sent as fast as it answers, for
+    ``--capacity-minutes``, with the dashboards read as in the load: the rate after its
+    first minute (the ramp: an empty store, cold caches). Returns it, the phase's report
+    and the number of requests sent (the load's ids start after them)."""
+    print(f"measuring sustained capacity first: {args.capacity_minutes:g} min as fast as the server answers",
+          file=sys.stderr)
+    phase = run_phase(instance, args, None, args.capacity_minutes * 60, 0, rng)
+    capacity = phase.load.stored_per_second(CAPACITY_RAMP_SECONDS)
+    report = phase.report(min(WARMUP_SECONDS, args.capacity_minutes * 60 / 5))
+    report.pop("memory_breakdown")
+    return capacity, {"spans_per_s": round(capacity), "measured_after_seconds": CAPACITY_RAMP_SECONDS,
+                      **report}, phase.load.requests_numbered
+
+
+def fixed_rate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[float | None, dict[str, Any] | None]:
+    """The spans/s to send and the capacity run it is a fraction of, when known before the
+    server starts: ``--rate`` (no capacity run), or bench/ingest.py's figure (measured now
+    with ``--measure-capacity``, or read from ``--capacity-json``). (None, None) with
+    ``--sustained-capacity``: the rate is measured on the load's own server."""
+    chosen = [args.rate is not None, args.capacity_json is not None, args.measure_capacity, args.sustained_capacity]
+    if chosen.count(True) != 1:
+        parser.error("give one of --rate (spans/s), --capacity-json (bench/ingest.py's output), --measure-capacity "
+                     "or --sustained-capacity")
     if not 0 < args.fraction <= 1:
         parser.error("--fraction must be in (0, 1]")
+    if args.capacity_minutes * 60 <= CAPACITY_RAMP_SECONDS:
+        parser.error(f"--capacity-minutes must be above {CAPACITY_RAMP_SECONDS / 60:g}: its first minute is the ramp")
+    if args.sustained_capacity:
+        return None, None
     if args.rate is not None:
         if args.rate <= 0:
             parser.error("--rate must be above 0 spans/s")
@@ -459,7 +582,7 @@ def target_rate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tu
             parser.error(f"--capacity-json {args.capacity_json}: {exc}")
     if not isinstance(measured, dict) or not isinstance(measured.get("spans_per_s"), int | float):
         parser.error("the capacity run's JSON has no spans_per_s: is it bench/ingest.py's output?")
-    return float(measured["spans_per_s"]) * args.fraction, measured
+    return float(measured["spans_per_s"]) * args.fraction, {key: measured.get(key) for key in CAPACITY_FIGURES}
 
 
 def main() -> None:
@@ -469,48 +592,34 @@ def main() -> None:
     parser.add_argument("--capacity-json", default=None, help="bench/ingest.py's JSON output (its spans_per_s)")
     parser.add_argument("--measure-capacity", action="store_true",
                         help="run bench/ingest.py first and load at --fraction of what it measures")
-    parser.add_argument("--fraction", type=float, default=0.8,
-                        help="of the capacity, with --capacity-json or --measure-capacity")
+    parser.add_argument("--sustained-capacity", action="store_true",
+                        help="first send as fast as the server answers for --capacity-minutes, then load the same "
+                             "server at --fraction of the rate it sustained")
+    parser.add_argument("--capacity-minutes", type=float, default=3.0, help="with --sustained-capacity")
+    parser.add_argument("--fraction", type=float, default=0.8, help="of the capacity, when one is measured or given")
     parser.add_argument("--batch", type=int, default=512, help="spans per request")
     parser.add_argument("--clients", type=int, default=48, help="connections sharing the send schedule")
     parser.add_argument("--poll-seconds", type=float, default=15.0, help="between two dashboard reads")
     parser.add_argument("--distinct-payloads", type=int, default=32)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
-    rate, capacity = target_rate(args, parser)
     if args.minutes <= 0 or args.batch <= 0 or args.clients <= 0 or args.poll_seconds <= 0:
         parser.error("--minutes, --batch, --clients and --poll-seconds must be above 0")
+    rate, capacity = fixed_rate(args, parser)
 
     workdir = Path(tempfile.mkdtemp(prefix="thinkmeter-load-"))
     instance = Instance(workdir)
+    rng = random.Random(11)
     try:
         instance.prepare()
         instance.start()
-        print(f"server pid {instance.pid} on :{instance.port}; {rate:,.0f} spans/s for {args.minutes:g} min",
-              file=sys.stderr)
-        load = IngestLoad(instance.port, instance.key, rate, args.batch, args.minutes * 60, args.clients, [])
-        refresher = TemplateRefresher(load, random.Random(11), args.distinct_payloads)
-        refresher.make()
-        poller = DashboardPoller(instance.port, instance.key, instance.username, instance.password,
-                                 args.poll_seconds)
-        memory = MemorySampler(instance.pid, instance.port)
-        started = time.monotonic()
-        memory.sample(started)
-        threads = [threading.Thread(target=poller.run, daemon=True),
-                   threading.Thread(target=memory.run, args=(started,), daemon=True),
-                   threading.Thread(target=refresher.run, daemon=True)]
-        for thread in threads:
-            thread.start()
-        cpu = CpuMeter(instance.pid)
-        cpu.start()
-        load.run()
-        cpu.stop()
-        poller.stop.set()
-        refresher.stop.set()
-        memory.sample(started)
-        memory.stop.set()
-        for thread in threads:
-            thread.join(timeout=180)
+        print(f"server pid {instance.pid} on :{instance.port}", file=sys.stderr)
+        first_number = 0
+        if rate is None:
+            sustained, capacity, first_number = measure_sustained_capacity(instance, args, rng)
+            rate = sustained * args.fraction
+        print(f"{rate:,.0f} spans/s for {args.minutes:g} min", file=sys.stderr)
+        phase = run_phase(instance, args, rate, args.minutes * 60, first_number, rng)
         statements = clickhouse_statements(metric_values(instance.port))
         instance.stop()
         stored = instance.stored_spans()
@@ -520,31 +629,18 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    errors_5xx = sum(n for status, n in load.statuses.items() if status.startswith("5"))
-    warmup = min(WARMUP_SECONDS, args.minutes * 60 / 5)
+    before = capacity.get("spans_answered_200", 0) if args.sustained_capacity and capacity else 0
     report = {
         "bench": "load_ingest_with_dashboards",
         "command": " ".join(["bench/load.py", *sys.argv[1:]]),
         "minutes": args.minutes, "batch": args.batch, "clients": args.clients,
         "capacity_spans_per_s": capacity["spans_per_s"] if capacity else None,
-        "capacity_run": {key: capacity.get(key) for key in CAPACITY_FIGURES} if capacity else None,
+        "capacity_run": capacity,
         "fraction": args.fraction if capacity else None,
-        "seconds": round(load.elapsed, 1),
-        "target_spans_per_s": round(rate), "achieved_spans_per_s": round(load.sent / load.elapsed),
-        "requests": sum(load.statuses.values()), "statuses": dict(sorted(load.statuses.items())),
-        "errors_5xx": errors_5xx,
-        "transport_errors": sum(n for status, n in load.statuses.items() if status.startswith("transport")),
-        "latency_ms_p50": ms(percentile(load.latencies, 0.5)), "latency_ms_p99": ms(percentile(load.latencies, 0.99)),
-        "latency_ms_max": ms(max(load.latencies, default=0.0)),
-        "send_lateness_ms_p99": ms(percentile(load.lateness, 0.99)),
-        "ingest_per_minute": load.per_minute(),
-        "cpu_cores_busy": cpu.per(load.elapsed),  # of os.cpu_count(); everything else on the machine is not counted
-        "warmup_seconds": round(warmup),
-        "server_rss_mib": MemorySampler.summary(memory.main, warmup),
-        "server_with_ingest_workers_rss_mib": MemorySampler.summary(memory.tree, warmup),
-        "memory_breakdown": memory.breakdowns,  # every 30 s: MiB, threads, parts
-        "dashboards": poller.report(),
-        "spans_answered_200": load.ok_spans, "spans_stored": stored,
+        "target_spans_per_s": round(rate),
+        **phase.report(min(WARMUP_SECONDS, args.minutes * 60 / 5)),
+        "spans_stored": stored,
+        "spans_answered_200_with_capacity_run": before + phase.load.ok_spans,
         "server_log": server_log,
         "clickhouse_statements": statements,
         "load_average": [round(x, 2) for x in os.getloadavg()],
