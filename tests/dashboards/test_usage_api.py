@@ -340,6 +340,22 @@ def test_plan_picks_rollups_and_covers_ragged_edges() -> None:
     assert [s.table for s in queries.plan(queries.UsageQuery([1], at(1, 3), at(1, 5)))] == ["usage_hourly"]
 
 
+def test_month_to_date_reads_rollups_only_and_counts_this_hour(ch: ModuleType, priced: None, project: Any,
+                                                               project_key: str) -> None:
+    """The Finance page's month to date ends with the current hour, read from the hourly
+    rollup: ending at "now" read the hour's ragged end from spans, every span stored this
+    hour on every page load."""
+    now = datetime.now(UTC)
+    first = queries.floor_day(now) - timedelta(days=28)
+    segments = queries.plan(queries.mtd_query([project.pk], now.replace(minute=37, second=12), first))
+    assert segments and {seg.table for seg in segments} <= {"usage_daily", "usage_hourly"}
+    item = {**calls_dataset(now)[0], "start": now - timedelta(seconds=30)}
+    send_dataset(project_key, [item])
+    mtd = queries.mtd_spend_and_daily([project.pk], now=now)
+    in_month = [item] if item["start"] >= mtd["month_start"] else []
+    assert mtd["mtd_cost"] == pytest.approx(float(expected_measures(in_month)["cost_usd"]) if in_month else 0.0)
+
+
 def test_measures_read_only_what_is_asked() -> None:
     start, end = datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 2, tzinfo=UTC)
     narrow = queries.UsageQuery([1], start, end, interval="day", measures=("cost_total", "requests"))
