@@ -18,8 +18,8 @@ database under a temporary directory, a project, its key and a superuser), then 
     load then runs on that server, its store populated;
   - ``--measure-capacity`` runs bench/ingest.py first (a separate fresh server, a
     million spans as fast as they are answered, on an empty store, no one reading: a
-    burst figure, 5-20 % above the sustained one), or ``--capacity-json`` reads that
-    benchmark's JSON output;
+    burst figure; the load then starts on an empty store), or ``--capacity-json``
+    reads that benchmark's JSON output;
 
   ``--clients`` connections share the schedule (open loop: a slow answer does not slow
   the schedule, it makes the next sends late, and the lateness is reported);
