@@ -467,10 +467,12 @@ class Phase:
     memory: MemorySampler
     cpu_cores_busy: dict[str, float]
 
-    def report(self, warmup: float) -> dict[str, Any]:
+    def report(self) -> dict[str, Any]:
         """Its figures: answers by status, request latency, rate (also per minute), CPU, the
-        serving process's memory (``warmup`` seconds before its trend starts) and the dashboards."""
+        serving process's memory (its trend after a warm-up of a minute, or of a fifth of a
+        shorter load, while caches fill) and the dashboards."""
         load = self.load
+        warmup = min(WARMUP_SECONDS, load.seconds / 5)
         return {
             "seconds": round(load.elapsed, 1), "achieved_spans_per_s": round(load.sent / load.elapsed),
             "requests": sum(load.statuses.values()), "statuses": dict(sorted(load.statuses.items())),
@@ -550,7 +552,7 @@ def measure_sustained_capacity(instance: Instance, args: argparse.Namespace,
           file=sys.stderr)
     phase = run_phase(instance, args, None, args.capacity_minutes * 60, 0, rng)
     capacity = phase.load.stored_per_second(CAPACITY_RAMP_SECONDS)
-    report = phase.report(min(WARMUP_SECONDS, args.capacity_minutes * 60 / 5))
+    report = phase.report()
     report.pop("memory_breakdown")
     return capacity, {"spans_per_s": round(capacity), "measured_after_seconds": CAPACITY_RAMP_SECONDS,
                       **report}, phase.load.requests_numbered
@@ -567,9 +569,9 @@ def fixed_rate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tup
                      "or --sustained-capacity")
     if not 0 < args.fraction <= 1:
         parser.error("--fraction must be in (0, 1]")
-    if args.capacity_minutes * 60 <= CAPACITY_RAMP_SECONDS:
-        parser.error(f"--capacity-minutes must be above {CAPACITY_RAMP_SECONDS / 60:g}: its first minute is the ramp")
     if args.sustained_capacity:
+        if args.capacity_minutes * 60 <= CAPACITY_RAMP_SECONDS:
+            parser.error(f"--capacity-minutes must be above {CAPACITY_RAMP_SECONDS / 60:g}: its first minute is the ramp")
         return None, None
     if args.rate is not None:
         if args.rate <= 0:
@@ -631,7 +633,7 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    before = capacity.get("spans_answered_200", 0) if args.sustained_capacity and capacity else 0
+    before = capacity.get("spans_answered_200", 0) if capacity else 0  # the --sustained-capacity run's
     report = {
         "bench": "load_ingest_with_dashboards",
         "command": " ".join(["bench/load.py", *sys.argv[1:]]),
@@ -640,7 +642,7 @@ def main() -> None:
         "capacity_run": capacity,
         "fraction": args.fraction if capacity else None,
         "target_spans_per_s": round(rate),
-        **phase.report(min(WARMUP_SECONDS, args.minutes * 60 / 5)),
+        **phase.report(),
         "spans_stored": stored,
         "spans_answered_200_with_capacity_run": before + phase.load.ok_spans,
         "server_log": server_log,
